@@ -1,0 +1,1 @@
+//! Real MNIST and Fashion-MNIST (placeholder; filled by the mnist-data issue).

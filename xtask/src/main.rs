@@ -1,0 +1,5 @@
+//! The project's task runner (placeholder).
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

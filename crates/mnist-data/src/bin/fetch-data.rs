@@ -17,7 +17,7 @@ use mnist_data::{Dataset, FetchOptions, Progress};
 
 /// Fetch and verify MNIST or Fashion-MNIST (SHA-256 of every file).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Which data set: mnist or fashion-mnist.
     #[arg(long, default_value = "mnist")]
@@ -48,11 +48,14 @@ impl Progress for Bar {
     fn download_start(&self, url: &str, total: Option<u64>) {
         let pb = match total {
             Some(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
-                    .expect("a valid template"),
+                ProgressStyle::with_template(
+                    "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+                )
+                .expect("a valid template"),
             ),
             None => ProgressBar::new_spinner().with_style(
-                ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec} {msg}").expect("a valid template"),
+                ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec} {msg}")
+                    .expect("a valid template"),
             ),
         };
         pb.set_message(url.rsplit('/').next().unwrap_or(url).to_owned());

@@ -34,7 +34,10 @@ impl Server {
     pub fn start(routes: Vec<(&str, Reply)>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}/", listener.local_addr().unwrap());
-        let routes: Vec<(String, Reply)> = routes.into_iter().map(|(p, r)| (format!("/{p}"), r)).collect();
+        let routes: Vec<(String, Reply)> = routes
+            .into_iter()
+            .map(|(p, r)| (format!("/{p}"), r))
+            .collect();
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
@@ -59,8 +62,16 @@ fn serve(mut stream: TcpStream, routes: &[(String, Reply)]) {
             break;
         }
     }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("").to_owned();
-    let reply = routes.iter().find(|(p, _)| *p == path).map(|(_, r)| r.clone()).unwrap_or(Reply::NotFound);
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_owned();
+    let reply = routes
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, r)| r.clone())
+        .unwrap_or(Reply::NotFound);
     let (status, body, len) = match reply {
         Reply::Ok(b) => ("200 OK", b.clone(), b.len()),
         Reply::Cut { body, len } => ("200 OK", body, len),
@@ -92,24 +103,44 @@ impl Progress for Recorder {
 }
 
 fn expected<'a>(name: &'a str, raw: &[u8], sha: &'a str) -> Expected<'a> {
-    Expected { name, sha256: sha, max_len: raw.len() as u64 }
+    Expected {
+        name,
+        sha256: sha,
+        max_len: raw.len() as u64,
+    }
 }
 
 #[test]
 fn a_good_gzip_file_is_accepted_and_cached_raw() {
     let raw = images(40, 28, 28);
     let body = gz(&raw);
-    let server = Server::start(vec![("train-images-idx3-ubyte.gz", Reply::Ok(body.clone()))]);
+    let server = Server::start(vec![(
+        "train-images-idx3-ubyte.gz",
+        Reply::Ok(body.clone()),
+    )]);
     let dir = TempDir::new().unwrap();
     let sha = sha256(&raw);
     let rec = Recorder::default();
     let url = format!("{}train-images-idx3-ubyte.gz", server.base);
-    let path = download_verified(&url, &expected("train-images-idx3-ubyte", &raw, &sha), dir.path(), Some(&rec)).unwrap();
+    let path = download_verified(
+        &url,
+        &expected("train-images-idx3-ubyte", &raw, &sha),
+        dir.path(),
+        Some(&rec),
+    )
+    .unwrap();
     assert_eq!(path, dir.path().join("train-images-idx3-ubyte"));
     assert_eq!(std::fs::read(&path).unwrap(), raw);
-    assert_eq!(listing(dir.path()), ["train-images-idx3-ubyte"], "no temporary file is left");
+    assert_eq!(
+        listing(dir.path()),
+        ["train-images-idx3-ubyte"],
+        "no temporary file is left"
+    );
     let events = rec.0.lock().unwrap();
-    assert_eq!(events.first().unwrap(), &format!("start Some({})", body.len()));
+    assert_eq!(
+        events.first().unwrap(),
+        &format!("start Some({})", body.len())
+    );
     assert_eq!(events[events.len() - 2], format!("at {}", body.len()));
     assert_eq!(events.last().unwrap(), "end");
 }
@@ -120,7 +151,13 @@ fn an_uncompressed_body_is_accepted_too() {
     let server = Server::start(vec![("l.gz", Reply::Ok(raw.clone()))]);
     let dir = TempDir::new().unwrap();
     let sha = sha256(&raw);
-    let path = download_verified(&format!("{}l.gz", server.base), &expected("l", &raw, &sha), dir.path(), None).unwrap();
+    let path = download_verified(
+        &format!("{}l.gz", server.base),
+        &expected("l", &raw, &sha),
+        dir.path(),
+        None,
+    )
+    .unwrap();
     assert_eq!(std::fs::read(path).unwrap(), raw);
 }
 
@@ -134,9 +171,20 @@ fn a_corrupted_file_is_rejected_and_nothing_is_cached() {
     let sha = sha256(&raw);
     let url = format!("{}x.gz", server.base);
     let err = download_verified(&url, &expected("x", &raw, &sha), dir.path(), None).unwrap_err();
-    assert!(matches!(&err, Error::Checksum { file, .. } if *file == url), "{err:?}");
-    assert!(err.to_string().contains(&format!("expected {sha}, got {}", sha256(&bad))), "{err}");
-    assert_eq!(listing(dir.path()), Vec::<String>::new(), "nothing at all is left behind");
+    assert!(
+        matches!(&err, Error::Checksum { file, .. } if *file == url),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("expected {sha}, got {}", sha256(&bad))),
+        "{err}"
+    );
+    assert_eq!(
+        listing(dir.path()),
+        Vec::<String>::new(),
+        "nothing at all is left behind"
+    );
 }
 
 #[test]
@@ -144,16 +192,30 @@ fn a_connection_dropped_mid_file_leaves_nothing_behind() {
     let raw = images(200, 28, 28);
     let body = gz(&raw);
     let len = body.len();
-    let server = Server::start(vec![("x.gz", Reply::Cut { body: body[..len / 2].to_vec(), len })]);
+    let server = Server::start(vec![(
+        "x.gz",
+        Reply::Cut {
+            body: body[..len / 2].to_vec(),
+            len,
+        },
+    )]);
     let dir = TempDir::new().unwrap();
     let sha = sha256(&raw);
     let url = format!("{}x.gz", server.base);
     let rec = Recorder::default();
-    let err = download_verified(&url, &expected("x", &raw, &sha), dir.path(), Some(&rec)).unwrap_err();
-    assert!(matches!(&err, Error::Download { reason, .. } if reason.starts_with("transfer failed")), "{err:?}");
+    let err =
+        download_verified(&url, &expected("x", &raw, &sha), dir.path(), Some(&rec)).unwrap_err();
+    assert!(
+        matches!(&err, Error::Download { reason, .. } if reason.starts_with("transfer failed")),
+        "{err:?}"
+    );
     assert!(err.to_string().starts_with(&url), "{err}");
     assert_eq!(listing(dir.path()), Vec::<String>::new());
-    assert_eq!(rec.0.lock().unwrap().last().unwrap(), "end", "the progress bar is closed on failure");
+    assert_eq!(
+        rec.0.lock().unwrap().last().unwrap(),
+        "end",
+        "the progress bar is closed on failure"
+    );
 }
 
 #[test]
@@ -166,8 +228,13 @@ fn a_corrupt_gzip_body_is_rejected_and_nothing_is_cached() {
     let server = Server::start(vec![("x.gz", Reply::Ok(body))]);
     let dir = TempDir::new().unwrap();
     let sha = sha256(&raw);
-    let err = download_verified(&format!("{}x.gz", server.base), &expected("x", &raw, &sha), dir.path(), None)
-        .unwrap_err();
+    let err = download_verified(
+        &format!("{}x.gz", server.base),
+        &expected("x", &raw, &sha),
+        dir.path(),
+        None,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Gzip { .. }), "{err:?}");
     assert_eq!(listing(dir.path()), Vec::<String>::new());
 }
@@ -177,9 +244,17 @@ fn a_body_larger_than_the_file_is_cut_off() {
     // A gzip bomb in miniature: 1 MB of zeros where at most 1,000 bytes may come.
     let server = Server::start(vec![("x.gz", Reply::Ok(gz(&vec![0u8; 1 << 20])))]);
     let dir = TempDir::new().unwrap();
-    let exp = Expected { name: "x", sha256: "00", max_len: 1000 };
-    let err = download_verified(&format!("{}x.gz", server.base), &exp, dir.path(), None).unwrap_err();
-    assert!(matches!(err, Error::TooLarge { limit: 1000, .. }), "{err:?}");
+    let exp = Expected {
+        name: "x",
+        sha256: "00",
+        max_len: 1000,
+    };
+    let err =
+        download_verified(&format!("{}x.gz", server.base), &exp, dir.path(), None).unwrap_err();
+    assert!(
+        matches!(err, Error::TooLarge { limit: 1000, .. }),
+        "{err:?}"
+    );
     assert_eq!(listing(dir.path()), Vec::<String>::new());
 }
 
@@ -188,8 +263,21 @@ fn an_http_error_status_is_reported() {
     let server = Server::start(vec![]);
     let dir = TempDir::new().unwrap();
     let url = format!("{}missing.gz", server.base);
-    let err = download_verified(&url, &Expected { name: "m", sha256: "00", max_len: 10 }, dir.path(), None).unwrap_err();
-    assert_eq!(err.to_string(), format!("{url}: server answered http status 404"));
+    let err = download_verified(
+        &url,
+        &Expected {
+            name: "m",
+            sha256: "00",
+            max_len: 10,
+        },
+        dir.path(),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("{url}: server answered http status 404")
+    );
     assert_eq!(listing(dir.path()), Vec::<String>::new());
 }
 
@@ -204,7 +292,16 @@ fn two_concurrent_downloads_of_one_file_both_succeed_and_leave_one_file() {
         .map(|_| {
             let (url, dir, sha) = (format!("{}x.gz", server.base), dir.clone(), sha.clone());
             thread::spawn(move || {
-                download_verified(&url, &Expected { name: "x", sha256: &sha, max_len: len }, dir.path(), None)
+                download_verified(
+                    &url,
+                    &Expected {
+                        name: "x",
+                        sha256: &sha,
+                        max_len: len,
+                    },
+                    dir.path(),
+                    None,
+                )
             })
         })
         .collect();
@@ -219,9 +316,15 @@ fn two_concurrent_downloads_of_one_file_both_succeed_and_leave_one_file() {
 /// digests are not the published ones) under all four MNIST names.
 pub fn fixture_mirror() -> Server {
     Server::start(vec![
-        ("train-images-idx3-ubyte.gz", Reply::Ok(gz(&images(5, 28, 28)))),
+        (
+            "train-images-idx3-ubyte.gz",
+            Reply::Ok(gz(&images(5, 28, 28))),
+        ),
         ("train-labels-idx1-ubyte.gz", Reply::Ok(gz(&labels(5)))),
-        ("t10k-images-idx3-ubyte.gz", Reply::Ok(gz(&images(2, 28, 28)))),
+        (
+            "t10k-images-idx3-ubyte.gz",
+            Reply::Ok(gz(&images(2, 28, 28))),
+        ),
         ("t10k-labels-idx1-ubyte.gz", Reply::Ok(gz(&labels(2)))),
     ])
 }

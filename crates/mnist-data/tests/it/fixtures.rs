@@ -7,7 +7,10 @@ use sha2::{Digest, Sha256};
 
 /// An IDX image file: `n` images of `rows × cols`, pixel value `(i + p) % 256`.
 pub fn images(n: u32, rows: u32, cols: u32) -> Vec<u8> {
-    let mut v = [0x803u32, n, rows, cols].iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+    let mut v = [0x803u32, n, rows, cols]
+        .iter()
+        .flat_map(|x| x.to_be_bytes())
+        .collect::<Vec<u8>>();
     let per = (rows * cols) as usize;
     v.extend((0..n as usize * per).map(|k| ((k / per + k % per) % 256) as u8));
     v
@@ -15,7 +18,10 @@ pub fn images(n: u32, rows: u32, cols: u32) -> Vec<u8> {
 
 /// An IDX label file: `n` labels `i % 10`.
 pub fn labels(n: u32) -> Vec<u8> {
-    let mut v = [0x801u32, n].iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
+    let mut v = [0x801u32, n]
+        .iter()
+        .flat_map(|x| x.to_be_bytes())
+        .collect::<Vec<u8>>();
     v.extend((0..n).map(|i| (i % 10) as u8));
     v
 }
@@ -29,13 +35,18 @@ pub fn gz(bytes: &[u8]) -> Vec<u8> {
 
 /// Lowercase hex SHA-256.
 pub fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The names of the entries of `dir`, sorted (hidden temporary files included).
 pub fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(d) => d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Ok(d) => d
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(_) => Vec::new(),
     };
     v.sort();

@@ -11,7 +11,11 @@ use crate::fixtures::{gz, images, labels, sha256};
 /// Checks that `result` failed with an error matching `is_variant` whose
 /// message contains every one of `needles`.
 #[track_caller]
-fn check<T: std::fmt::Debug>(result: Result<T, Error>, is_variant: fn(&Error) -> bool, needles: &[&str]) {
+fn check<T: std::fmt::Debug>(
+    result: Result<T, Error>,
+    is_variant: fn(&Error) -> bool,
+    needles: &[&str],
+) {
     let err = result.expect_err("expected an error");
     assert!(is_variant(&err), "wrong error variant: {err:?}");
     let msg = err.to_string();
@@ -26,7 +30,10 @@ fn raw_and_gzip_images_parse_alike() {
     let a = parse_idx_images(Path::new("a"), &raw).unwrap();
     let b = parse_idx_images(Path::new("b.not-gz-by-name"), &gz(&raw)).unwrap();
     assert_eq!(a, b);
-    assert_eq!((a.count, a.rows, a.cols, a.data.len()), (3, 28, 28, 3 * 784));
+    assert_eq!(
+        (a.count, a.rows, a.cols, a.data.len()),
+        (3, 28, 28, 3 * 784)
+    );
     assert_eq!(a.data[784 + 5], 6, "image 1, pixel 5");
 }
 
@@ -46,18 +53,20 @@ fn files_are_read_with_their_raw_sha256() {
 fn wrong_magic_is_rejected() {
     let mut raw = images(1, 28, 28);
     raw[3] = 0x02;
-    check(parse_idx_images(Path::new("x/imgs"), &raw), |e| matches!(e, Error::BadMagic { got: 0x802, .. }), &[
-        "x/imgs",
-        "magic number is 0x00000802, expected 0x00000803",
-    ]);
+    check(
+        parse_idx_images(Path::new("x/imgs"), &raw),
+        |e| matches!(e, Error::BadMagic { got: 0x802, .. }),
+        &["x/imgs", "magic number is 0x00000802, expected 0x00000803"],
+    );
 }
 
 #[test]
 fn a_label_file_given_as_images_says_so() {
-    check(parse_idx_images(Path::new("lbl"), &labels(4)), |e| matches!(e, Error::BadMagic { .. }), &[
-        "lbl",
-        "this is a label file",
-    ]);
+    check(
+        parse_idx_images(Path::new("lbl"), &labels(4)),
+        |e| matches!(e, Error::BadMagic { .. }),
+        &["lbl", "this is a label file"],
+    );
 }
 
 #[test]
@@ -66,8 +75,21 @@ fn truncated_data_is_rejected() {
     raw.truncate(raw.len() - 1);
     check(
         parse_idx_images(Path::new("short"), &raw),
-        |e| matches!(e, Error::Truncated { expected_bytes: 1584, got_bytes: 1583, .. }),
-        &["short", "truncated", "data (2 images) needs 1584 bytes but the file holds 1583"],
+        |e| {
+            matches!(
+                e,
+                Error::Truncated {
+                    expected_bytes: 1584,
+                    got_bytes: 1583,
+                    ..
+                }
+            )
+        },
+        &[
+            "short",
+            "truncated",
+            "data (2 images) needs 1584 bytes but the file holds 1583",
+        ],
     );
 }
 
@@ -86,10 +108,23 @@ fn truncated_gzip_content_is_rejected() {
 fn truncated_header_is_rejected() {
     check(
         parse_idx_images(Path::new("hdr"), &images(1, 28, 28)[..10]),
-        |e| matches!(e, Error::Truncated { expected_bytes: 16, got_bytes: 10, .. }),
+        |e| {
+            matches!(
+                e,
+                Error::Truncated {
+                    expected_bytes: 16,
+                    got_bytes: 10,
+                    ..
+                }
+            )
+        },
         &["hdr", "header needs 16 bytes"],
     );
-    check(parse_idx_labels(Path::new("empty"), &[]), |e| matches!(e, Error::Truncated { .. }), &["empty"]);
+    check(
+        parse_idx_labels(Path::new("empty"), &[]),
+        |e| matches!(e, Error::Truncated { .. }),
+        &["empty"],
+    );
 }
 
 #[test]
@@ -106,14 +141,32 @@ fn a_huge_count_is_caught_before_allocating() {
         &["liar", &expected.to_string()],
     );
     // Compressed, the length is unknown up front: reading grows with the data.
-    check(parse_idx_images(Path::new("liar.gz"), &gz(&raw)), |e| matches!(e, Error::Truncated { .. }), &["liar.gz"]);
+    check(
+        parse_idx_images(Path::new("liar.gz"), &gz(&raw)),
+        |e| matches!(e, Error::Truncated { .. }),
+        &["liar.gz"],
+    );
 }
 
 #[test]
 fn images_and_labels_of_different_counts_are_rejected() {
     check(
-        Split::from_idx_bytes(Path::new("imgs"), &images(3, 28, 28), Path::new("lbls"), &labels(4)),
-        |e| matches!(e, Error::CountMismatch { images: 3, labels: 4, .. }),
+        Split::from_idx_bytes(
+            Path::new("imgs"),
+            &images(3, 28, 28),
+            Path::new("lbls"),
+            &labels(4),
+        ),
+        |e| {
+            matches!(
+                e,
+                Error::CountMismatch {
+                    images: 3,
+                    labels: 4,
+                    ..
+                }
+            )
+        },
         &["imgs holds 3 images but lbls holds 4 labels"],
     );
 }
@@ -123,14 +176,17 @@ fn corrupt_gzip_is_rejected() {
     let mut bytes = gz(&images(2, 28, 28));
     let mid = bytes.len() / 2;
     bytes[mid..].iter_mut().for_each(|b| *b ^= 0x5a);
-    check(parse_idx_images(Path::new("bad.gz"), &bytes), |e| matches!(e, Error::Gzip { .. }), &[
-        "bad.gz",
-        "corrupt gzip data",
-    ]);
+    check(
+        parse_idx_images(Path::new("bad.gz"), &bytes),
+        |e| matches!(e, Error::Gzip { .. }),
+        &["bad.gz", "corrupt gzip data"],
+    );
     // The magic alone, then garbage.
-    check(parse_idx_labels(Path::new("junk"), &[0x1f, 0x8b, 1, 2, 3]), |e| matches!(e, Error::Gzip { .. }), &[
-        "junk",
-    ]);
+    check(
+        parse_idx_labels(Path::new("junk"), &[0x1f, 0x8b, 1, 2, 3]),
+        |e| matches!(e, Error::Gzip { .. }),
+        &["junk"],
+    );
 }
 
 #[test]
@@ -147,7 +203,16 @@ fn a_gzip_stream_cut_short_is_rejected() {
 fn wrong_image_size_is_rejected() {
     check(
         parse_idx_images(Path::new("cifar"), &images(2, 32, 32)),
-        |e| matches!(e, Error::WrongImageSize { rows: 32, cols: 32, .. }),
+        |e| {
+            matches!(
+                e,
+                Error::WrongImageSize {
+                    rows: 32,
+                    cols: 32,
+                    ..
+                }
+            )
+        },
         &["cifar", "wrong image size 32x32, expected 28x28"],
     );
 }
@@ -156,33 +221,47 @@ fn wrong_image_size_is_rejected() {
 fn labels_above_nine_are_rejected() {
     let mut raw = labels(20);
     raw[8 + 13] = 10;
-    check(parse_idx_labels(Path::new("lbl"), &raw), |e| matches!(e, Error::BadLabel { index: 13, label: 10, .. }), &[
-        "lbl",
-        "label 10 at index 13",
-    ]);
+    check(
+        parse_idx_labels(Path::new("lbl"), &raw),
+        |e| {
+            matches!(
+                e,
+                Error::BadLabel {
+                    index: 13,
+                    label: 10,
+                    ..
+                }
+            )
+        },
+        &["lbl", "label 10 at index 13"],
+    );
 }
 
 #[test]
 fn trailing_bytes_are_rejected() {
     let mut raw = labels(5);
     raw.extend([1, 2, 3]);
-    check(parse_idx_labels(Path::new("long"), &raw), |e| matches!(e, Error::TrailingData { extra: 3, .. }), &[
-        "long",
-        "3 unexpected bytes",
-    ]);
-    check(parse_idx_labels(Path::new("long.gz"), &gz(&raw)), |e| matches!(e, Error::TrailingData { .. }), &[
-        "long.gz",
-    ]);
+    check(
+        parse_idx_labels(Path::new("long"), &raw),
+        |e| matches!(e, Error::TrailingData { extra: 3, .. }),
+        &["long", "3 unexpected bytes"],
+    );
+    check(
+        parse_idx_labels(Path::new("long.gz"), &gz(&raw)),
+        |e| matches!(e, Error::TrailingData { .. }),
+        &["long.gz"],
+    );
 }
 
 #[test]
 fn a_missing_file_is_an_io_error_naming_it() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("nope");
-    check(read_idx_file(&path, FileKind::Images), |e| matches!(e, Error::Io { .. }), &[
-        &path.display().to_string(),
-        "cannot open",
-    ]);
+    check(
+        read_idx_file(&path, FileKind::Images),
+        |e| matches!(e, Error::Io { .. }),
+        &[&path.display().to_string(), "cannot open"],
+    );
 }
 
 #[test]

@@ -60,7 +60,13 @@ fn check_shapes(data: &DataSet) {
     assert_eq!(data.files.len(), 4);
     for (file, spec) in data.files.iter().zip(data.dataset.files()) {
         assert_eq!(file.sha256, spec.sha256);
-        say!("{} {}: {} from {}", data.dataset, file.name, file.path.display(), file.source);
+        say!(
+            "{} {}: {} from {}",
+            data.dataset,
+            file.name,
+            file.path.display(),
+            file.source
+        );
     }
 }
 
@@ -73,9 +79,19 @@ fn real_mnist_loads_with_the_published_shapes_and_counts() {
     let data = load(Dataset::Mnist, &FetchOptions::from_env()).expect("fetching real MNIST");
     say!("loaded MNIST in {:.2} s", start.elapsed().as_secs_f64());
     check_shapes(&data);
-    assert_eq!(data.train.label_counts(), [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
-    assert_eq!(data.test.label_counts(), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
-    assert_eq!(data.train.label(0), 5, "the famous first MNIST digit is a 5");
+    assert_eq!(
+        data.train.label_counts(),
+        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    );
+    assert_eq!(
+        data.test.label_counts(),
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
+    assert_eq!(
+        data.train.label(0),
+        5,
+        "the famous first MNIST digit is a 5"
+    );
     assert_eq!(data.test.label(0), 7);
     let first = data.train.image(0);
     assert_eq!(first.iter().map(|&p| u32::from(p)).sum::<u32>(), 27525);
@@ -83,7 +99,10 @@ fn real_mnist_loads_with_the_published_shapes_and_counts() {
     let x = data.train.images_f::<f32>(&[0, 59_999], true);
     assert_eq!(x.shape(), [2, 784]);
     assert!(x.iter().all(|&v| (0.0..=1.0).contains(&v)));
-    assert_eq!(x.row(0).iter().filter(|&&v| v == 1.0).count(), first.iter().filter(|&&p| p == 255).count());
+    assert_eq!(
+        x.row(0).iter().filter(|&&v| v == 1.0).count(),
+        first.iter().filter(|&&p| p == 255).count()
+    );
 }
 
 #[test]
@@ -93,9 +112,13 @@ fn real_fashion_mnist_loads_with_6000_of_each_class() {
         return;
     }
     let opts = FetchOptions::from_env();
-    let cached = opts.cache_dir_for(Dataset::FashionMnist).is_ok_and(|d| d.join("t10k-labels-idx1-ubyte").is_file());
+    let cached = opts
+        .cache_dir_for(Dataset::FashionMnist)
+        .is_ok_and(|d| d.join("t10k-labels-idx1-ubyte").is_file());
     if !Path::new(DEBIAN_FASHION_DIR).is_dir() && !cached && opts.data_dir.is_none() {
-        say!("SKIPPED {name}: no {DEBIAN_FASHION_DIR} (apt-get install dataset-fashion-mnist) and nothing cached");
+        say!(
+            "SKIPPED {name}: no {DEBIAN_FASHION_DIR} (apt-get install dataset-fashion-mnist) and nothing cached"
+        );
         return;
     }
     let data = load(Dataset::FashionMnist, &opts).expect("fetching real Fashion-MNIST");

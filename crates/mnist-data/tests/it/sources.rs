@@ -33,17 +33,32 @@ fn every_failed_source_is_reported_with_how_to_fix_it() {
     let cache = TempDir::new().unwrap();
     // Port 1 on loopback: connection refused at once.
     let dead = "http://127.0.0.1:1/".to_owned();
-    let opts = FetchOptions { mirrors: Some(vec![mirror.base.clone(), dead.clone()]), ..offline(&cache) };
+    let opts = FetchOptions {
+        mirrors: Some(vec![mirror.base.clone(), dead.clone()]),
+        ..offline(&cache)
+    };
     let err = fetch(Dataset::Mnist, &opts).unwrap_err();
-    let Error::AllSourcesFailed { attempts, missing, .. } = &err else { panic!("{err:?}") };
+    let Error::AllSourcesFailed {
+        attempts, missing, ..
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
     assert_eq!(missing.len(), 4);
     let sources: Vec<&Source> = attempts.iter().map(|a| &a.source).collect();
-    assert_eq!(sources, [
-        &Source::Cache(cache.path().join("mnist")),
-        &Source::Download(format!("{}train-images-idx3-ubyte.gz", mirror.base)),
-        &Source::Download(format!("{dead}train-images-idx3-ubyte.gz")),
-    ]);
-    assert!(attempts[1].reason.starts_with("sha-256 mismatch"), "{}", attempts[1].reason);
+    assert_eq!(
+        sources,
+        [
+            &Source::Cache(cache.path().join("mnist")),
+            &Source::Download(format!("{}train-images-idx3-ubyte.gz", mirror.base)),
+            &Source::Download(format!("{dead}train-images-idx3-ubyte.gz")),
+        ]
+    );
+    assert!(
+        attempts[1].reason.starts_with("sha-256 mismatch"),
+        "{}",
+        attempts[1].reason
+    );
     let msg = err.to_string();
     for needle in [
         "could not get the MNIST data set",
@@ -56,13 +71,21 @@ fn every_failed_source_is_reported_with_how_to_fix_it() {
     ] {
         assert!(msg.contains(needle), "report lacks {needle:?}:\n{msg}");
     }
-    assert_eq!(cached(&cache), Vec::<String>::new(), "no file and no temporary file in the cache");
+    assert_eq!(
+        cached(&cache),
+        Vec::<String>::new(),
+        "no file and no temporary file in the cache"
+    );
 }
 
 #[test]
 fn a_missing_debian_package_is_reported() {
     let cache = TempDir::new().unwrap();
-    let opts = FetchOptions { try_debian: true, debian_dir: Some(PathBuf::from("/nonexistent/fm")), ..offline(&cache) };
+    let opts = FetchOptions {
+        try_debian: true,
+        debian_dir: Some(PathBuf::from("/nonexistent/fm")),
+        ..offline(&cache)
+    };
     let msg = fetch(Dataset::FashionMnist, &opts).unwrap_err().to_string();
     assert!(
         msg.contains("debian package dataset-fashion-mnist (/nonexistent/fm): not installed (apt-get install dataset-fashion-mnist)"),
@@ -74,19 +97,40 @@ fn a_missing_debian_package_is_reported() {
 fn a_named_directory_with_a_wrong_file_is_an_error_and_no_fallback() {
     let dir = TempDir::new().unwrap();
     let cache = TempDir::new().unwrap();
-    fs::write(dir.path().join("train-images-idx3-ubyte.gz"), gz(&images(3, 28, 28))).unwrap();
-    let opts = FetchOptions { data_dir: Some(dir.path().to_owned()), ..offline(&cache) };
+    fs::write(
+        dir.path().join("train-images-idx3-ubyte.gz"),
+        gz(&images(3, 28, 28)),
+    )
+    .unwrap();
+    let opts = FetchOptions {
+        data_dir: Some(dir.path().to_owned()),
+        ..offline(&cache)
+    };
     let err = fetch(Dataset::Mnist, &opts).unwrap_err();
-    let path = dir.path().join("train-images-idx3-ubyte.gz").display().to_string();
-    assert!(matches!(&err, Error::Checksum { file, .. } if *file == path), "{err:?}");
-    assert!(err.to_string().starts_with(&format!("{path}: sha-256 mismatch")), "{err}");
+    let path = dir
+        .path()
+        .join("train-images-idx3-ubyte.gz")
+        .display()
+        .to_string();
+    assert!(
+        matches!(&err, Error::Checksum { file, .. } if *file == path),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .starts_with(&format!("{path}: sha-256 mismatch")),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_named_directory_missing_a_file_names_it() {
     let dir = TempDir::new().unwrap();
     let cache = TempDir::new().unwrap();
-    let opts = FetchOptions { data_dir: Some(dir.path().to_owned()), ..offline(&cache) };
+    let opts = FetchOptions {
+        data_dir: Some(dir.path().to_owned()),
+        ..offline(&cache)
+    };
     let err = fetch(Dataset::FashionMnist, &opts).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -105,7 +149,10 @@ fn a_damaged_cache_file_is_removed_and_reported() {
     fs::write(dir.join("train-labels-idx1-ubyte"), labels(7)).unwrap();
     let err = fetch(Dataset::Mnist, &offline(&cache)).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("train-labels-idx1-ubyte: sha-256 mismatch"), "{msg}");
+    assert!(
+        msg.contains("train-labels-idx1-ubyte: sha-256 mismatch"),
+        "{msg}"
+    );
     assert!(msg.contains("removed it"), "{msg}");
     assert_eq!(cached(&cache), Vec::<String>::new());
 }
@@ -119,5 +166,9 @@ fn a_file_of_the_other_data_set_is_named_as_such() {
         expected: Dataset::Mnist.files()[1].sha256.into(),
         got: Dataset::FashionMnist.files()[1].sha256.into(),
     };
-    assert!(e.to_string().ends_with("(this is the Fashion-MNIST file train-labels-idx1-ubyte)"), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("(this is the Fashion-MNIST file train-labels-idx1-ubyte)"),
+        "{e}"
+    );
 }

@@ -215,13 +215,55 @@ where
     A: Float,
     D: Dimension,
 {
+    check_shapes(name, analytic.shape(), numeric.shape(), "numerical gradient");
+    let mask = std::iter::repeat(false);
+    compare_iter(name, analytic, numeric, mask, tol)
+}
+
+/// As [`compare`], leaving out the elements where `excluded` is true (e.g.
+/// parameters whose perturbation crosses a ReLU kink, where the numerical
+/// gradient itself is wrong). `len` and every figure count only the others.
+///
+/// # Panics
+///
+/// If the three arrays have different shapes.
+#[track_caller]
+pub fn compare_excluding<A, D>(
+    name: &str,
+    analytic: ArrayView<'_, A, D>,
+    numeric: ArrayView<'_, A, D>,
+    excluded: ArrayView<'_, bool, D>,
+    tol: Tolerance,
+) -> GradDiff
+where
+    A: Float,
+    D: Dimension,
+{
+    check_shapes(name, analytic.shape(), numeric.shape(), "numerical gradient");
+    check_shapes(name, analytic.shape(), excluded.shape(), "exclusion mask");
+    compare_iter(name, analytic, numeric, excluded.iter().copied(), tol)
+}
+
+#[track_caller]
+fn check_shapes(name: &str, analytic: &[usize], other: &[usize], what: &str) {
     assert_eq!(
-        analytic.shape(),
-        numeric.shape(),
-        "gradient check of {name}: analytic gradient has shape {:?} but numerical gradient has shape {:?}",
-        analytic.shape(),
-        numeric.shape()
+        analytic, other,
+        "gradient check of {name}: analytic gradient has shape {analytic:?} but {what} has shape {other:?}"
     );
+}
+
+fn compare_iter<A, D>(
+    name: &str,
+    analytic: ArrayView<'_, A, D>,
+    numeric: ArrayView<'_, A, D>,
+    excluded: impl Iterator<Item = bool>,
+    tol: Tolerance,
+) -> GradDiff
+where
+    A: Float,
+    D: Dimension,
+{
+    let mut len = 0;
     let mut sum_abs = 0.0;
     let mut max_abs: f64 = 0.0;
     let mut max_rel: f64 = 0.0;
@@ -232,7 +274,11 @@ where
         ratio: f64::NEG_INFINITY,
     };
     let mut all_finite = true;
-    for ((index, &a), &n) in analytic.indexed_iter().zip(numeric.iter()) {
+    for (((index, &a), &n), skip) in analytic.indexed_iter().zip(numeric.iter()).zip(excluded) {
+        if skip {
+            continue;
+        }
+        len += 1;
         let (a, n) = (to_f64(a), to_f64(n));
         let diff = (a - n).abs();
         let scale = a.abs().max(n.abs());
@@ -248,14 +294,10 @@ where
                 index: index.into_dimension().as_array_view().to_vec(),
                 analytic: a,
                 numeric: n,
-                ratio,
+                ratio: if ratio.is_nan() { f64::INFINITY } else { ratio },
             };
-            if ratio.is_nan() {
-                worst.ratio = f64::INFINITY;
-            }
         }
     }
-    let len = analytic.len();
     GradDiff {
         name: name.to_owned(),
         len,
@@ -267,7 +309,6 @@ where
         tol,
     }
 }
-
 
 fn to_f64<A: Float>(a: A) -> f64 {
     a.to_f64().unwrap_or(f64::NAN)
@@ -506,6 +547,20 @@ mod tests {
         assert!(text.lines().next().unwrap().starts_with("W1"));
         assert!(text.lines().nth(1).unwrap().contains("FAILED"));
         assert_eq!(report.into_result().unwrap_err().0.name, "b1");
+    }
+
+    #[test]
+    fn excluded_elements_are_left_out_of_every_figure() {
+        let tol = Tolerance::for_dtype::<f64>();
+        let a = array![1.0_f64, 5.0, 2.0];
+        let n = array![1.0_f64, -5.0, 2.5];
+        let d = compare_excluding("b1", a.view(), n.view(), array![false, true, false].view(), tol);
+        assert_eq!(d.len, 2);
+        assert_abs_diff_eq!(d.mean_abs, 0.25, epsilon = 1e-15);
+        assert_eq!(d.worst.index, vec![2]);
+        let d = compare_excluding("b1", a.view(), n.view(), array![false, true, true].view(), tol);
+        assert!(d.passed);
+        assert_eq!(d.mean_abs, 0.0);
     }
 
     #[test]

@@ -41,6 +41,8 @@
 //! # Ok::<(), mnist_data::Error>(())
 //! ```
 
+#[cfg(feature = "cli")]
+pub mod cli;
 mod dataset;
 mod error;
 mod idx;

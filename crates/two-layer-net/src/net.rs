@@ -4,6 +4,8 @@ use core_layers::functions::{affine, argmax_rows, relu};
 use core_layers::{Affine, Labels, Layer, Relu, SoftmaxWithLoss, softmax_cross_entropy};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, NdFloat};
 use numerical_grad::{numerical_gradient, numerical_gradient_par};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rand::Rng;
 use rand_distr::StandardNormal;
 
@@ -268,14 +270,29 @@ impl<A: NdFloat> TwoLayerNet<A> {
     where
         A: Send + Sync,
     {
+        self.numerical_gradient_counted(x, t, h, &AtomicUsize::new(0))
+    }
+
+    /// As [`numerical_gradient`](TwoLayerNet::numerical_gradient), adding 1
+    /// to `evals` after every loss evaluation (`2 · params().len()` in all),
+    /// so that another thread can show progress.
+    #[track_caller]
+    pub fn numerical_gradient_counted(&self, x: ArrayView2<'_, A>, t: Labels<'_, A>, h: A, evals: &AtomicUsize) -> Params<A>
+    where
+        A: Send + Sync,
+    {
         let t = &t;
         let p = self.params();
         let (w1, b1, w2, b2) = (p.w1.view(), p.b1.view(), p.w2.view(), p.b2.view());
+        let counted = |loss: A| {
+            evals.fetch_add(1, Ordering::Relaxed);
+            loss
+        };
         Params {
-            w1: numerical_gradient_par(|w1| loss_of(x, t, w1, b1, w2, b2), w1, h),
-            b1: numerical_gradient_par(|b1| loss_of(x, t, w1, b1, w2, b2), b1, h),
-            w2: numerical_gradient_par(|w2| loss_of(x, t, w1, b1, w2, b2), w2, h),
-            b2: numerical_gradient_par(|b2| loss_of(x, t, w1, b1, w2, b2), b2, h),
+            w1: numerical_gradient_par(|w1| counted(loss_of(x, t, w1, b1, w2, b2)), w1, h),
+            b1: numerical_gradient_par(|b1| counted(loss_of(x, t, w1, b1, w2, b2)), b1, h),
+            w2: numerical_gradient_par(|w2| counted(loss_of(x, t, w1, b1, w2, b2)), w2, h),
+            b2: numerical_gradient_par(|b2| counted(loss_of(x, t, w1, b1, w2, b2)), b2, h),
         }
     }
 

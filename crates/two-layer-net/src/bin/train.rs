@@ -1,1 +1,296 @@
-fn main(){}
+//! `train`: DLFS §5.7.4 (`train_neuralnet.py`) on real MNIST or Fashion-MNIST.
+//!
+//! Run it through `cargo xtask train [FLAGS]`, which builds it in release mode
+//! and picks the BLAS or pure-Rust backend. Writes `loss.csv`, `accuracy.csv`
+//! and `model.safetensors` to `--out`, each atomically.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use mnist_data::{Dataset, FetchOptions};
+use rand::{SeedableRng, rngs::StdRng};
+use two_layer_net::checkpoint::{self, Element};
+use two_layer_net::{Diverged, Event, History, ImageSet, TrainConfig, TwoLayerNet, WEIGHT_INIT_STD, train};
+
+/// Train TwoLayerNet (Affine → ReLU → Affine → softmax) with mini-batch SGD,
+/// as in "Deep Learning from Scratch" §5.7.4. Defaults are the book's.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Number of SGD iterations.
+    #[arg(long, default_value_t = 10_000)]
+    iters: usize,
+    /// Examples per iteration, drawn uniformly with replacement.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    lr: f64,
+    /// Hidden units.
+    #[arg(long, default_value_t = 50)]
+    hidden: usize,
+    /// Standard deviation of the initial weights (W = std · N(0, 1)).
+    #[arg(long, default_value_t = WEIGHT_INIT_STD)]
+    weight_init_std: f64,
+    /// Seed of the weight initialisation and batch sampling; the same seed and
+    /// thread count give the same numbers.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Data set: mnist or fashion-mnist.
+    #[arg(long, default_value = "mnist")]
+    dataset: Dataset,
+    /// Use the four IDX files (raw or .gz) in this directory and nothing else
+    /// [default: $DLFS_DATA_DIR, else the cache, the mirrors and the package sources].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Directory for loss.csv, accuracy.csv and model.safetensors [default: runs/<dataset>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Floating-point precision of the network.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Refuses bad flags before any work starts.
+fn validate(args: &Args) -> anyhow::Result<()> {
+    let train_size = args
+        .dataset
+        .files()
+        .iter()
+        .find(|f| f.name.starts_with("train-labels"))
+        .map_or(60_000, |f| f.count);
+    if args.iters == 0 {
+        bail!("--iters must be at least 1");
+    }
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if args.batch_size > train_size {
+        bail!(
+            "--batch-size {} is larger than the {} training set ({train_size} images)",
+            args.batch_size,
+            args.dataset.title()
+        );
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        bail!("--lr must be a positive finite number, got {}", args.lr);
+    }
+    if args.hidden == 0 {
+        bail!("--hidden must be at least 1");
+    }
+    if !(args.weight_init_std.is_finite() && args.weight_init_std >= 0.0) {
+        bail!("--weight-init-std must be a finite number >= 0, got {}", args.weight_init_std);
+    }
+    Ok(())
+}
+
+/// Creates `dir` and proves it writable with a temporary file, so that a bad
+/// `--out` is reported before training instead of after.
+fn prepare_out_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+    tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("--out {}: cannot write to the directory", dir.display()))?;
+    Ok(())
+}
+
+fn run(args: &Args) -> anyhow::Result<()> {
+    validate(args)?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(args.dataset.name()));
+    prepare_out_dir(&out)?;
+
+    let mut opts = FetchOptions::from_env();
+    if args.data_dir.is_some() {
+        opts.data_dir.clone_from(&args.data_dir);
+    }
+    opts.progress = Some(Arc::new(mnist_data::cli::Bar::default()));
+    let data = mnist_data::load(args.dataset, &opts).with_context(|| format!("loading {}", args.dataset.title()))?;
+    let source = data
+        .files
+        .first()
+        .map(|f| f.source.to_string())
+        .unwrap_or_default();
+
+    match args.precision {
+        Precision::F32 => run_with::<f32>(args, &data, &source, &out),
+        Precision::F64 => run_with::<f64>(args, &data, &source, &out),
+    }
+}
+
+fn run_with<A: Element + Send + Sync>(args: &Args, data: &mnist_data::DataSet, source: &str, out: &Path) -> anyhow::Result<()> {
+    let train_set = ImageSet::new(data.train.images(), data.train.labels(), data.train.pixels());
+    let test_set = ImageSet::new(data.test.images(), data.test.labels(), data.test.pixels());
+    let input = train_set.features();
+    let config = TrainConfig {
+        iters: args.iters,
+        batch_size: args.batch_size,
+        lr: args.lr,
+    };
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let mut net = TwoLayerNet::<A>::new(input, args.hidden, mnist_data::CLASSES, args.weight_init_std, &mut rng);
+
+    println!(
+        "TwoLayerNet({input}, {}, {}) on {} ({} train / {} test images, from {source})",
+        args.hidden,
+        mnist_data::CLASSES,
+        args.dataset.title(),
+        train_set.len(),
+        test_set.len(),
+    );
+    println!(
+        "{} iterations, batch {}, lr {}, weight_init_std {}, seed {}, {}, {} backend ({} BLAS threads)",
+        args.iters,
+        args.batch_size,
+        args.lr,
+        args.weight_init_std,
+        args.seed,
+        args.precision.name(),
+        core_layers::blas::BACKEND,
+        core_layers::blas::num_threads(),
+    );
+
+    let bar = ProgressBar::new(args.iters as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos:>6}/{len} it  loss {msg}  {per_sec}  eta {eta}")
+            .expect("a valid template"),
+    );
+    let start = Instant::now();
+    let mut last_draw = Instant::now();
+    let result = train(&mut net, train_set, test_set, &config, &mut rng, |event| {
+        match event {
+            Event::Iteration { iter, loss } => {
+                // Redraw a few times a second, not 10,000 times.
+                if last_draw.elapsed() > Duration::from_millis(100) || iter + 1 == args.iters {
+                    bar.set_position(iter as u64 + 1);
+                    bar.set_message(format!("{loss:.4}"));
+                    last_draw = Instant::now();
+                }
+            }
+            // To stdout, with the bar (on stderr) out of the way while printing.
+            Event::Epoch(e) => bar.suspend(|| {
+                println!(
+                    "epoch {:>3} (iter {:>6}) | train acc, test acc | {:.4}, {:.4}",
+                    e.epoch, e.iter, e.train_acc, e.test_acc
+                )
+            }),
+        }
+        ControlFlow::Continue(())
+    });
+    bar.finish_and_clear();
+    let wall = start.elapsed();
+
+    let history = match result {
+        Ok(history) => history,
+        Err(diverged) => {
+            write_history(out, &diverged.history)?;
+            return Err(anyhow::Error::new(diverged.clone())).with_context(|| diverged_note(out, &diverged));
+        }
+    };
+    let final_train = two_layer_net::accuracy(&net, train_set);
+    let final_test = two_layer_net::accuracy(&net, test_set);
+    write_history(out, &history)?;
+
+    let mut meta = HashMap::new();
+    let files = data
+        .files
+        .iter()
+        .map(|f| format!("{}={}", f.name, f.sha256))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (k, v) in [
+        ("format", "dlfs-rs TwoLayerNet; W1 [input, hidden], b1 [hidden], W2 [hidden, output], b2 [output]; y = relu(x W1 + b1) W2 + b2".to_owned()),
+        ("dataset", args.dataset.name().to_owned()),
+        ("input_size", input.to_string()),
+        ("hidden_size", args.hidden.to_string()),
+        ("output_size", mnist_data::CLASSES.to_string()),
+        ("seed", args.seed.to_string()),
+        ("iters", args.iters.to_string()),
+        ("batch_size", args.batch_size.to_string()),
+        ("lr", args.lr.to_string()),
+        ("weight_init_std", args.weight_init_std.to_string()),
+        ("precision", args.precision.name().to_owned()),
+        ("train_acc", format!("{final_train}")),
+        ("test_acc", format!("{final_test}")),
+        ("data_sha256", files),
+        ("version", env!("CARGO_PKG_VERSION").to_owned()),
+    ] {
+        meta.insert(k.to_owned(), v);
+    }
+    let model = out.join("model.safetensors");
+    checkpoint::save(&model, &net.into_params(), &meta)?;
+
+    println!(
+        "final: train acc {final_train:.4}, test acc {final_test:.4} | {} iterations in {:.2} s ({:.0} it/s)",
+        args.iters,
+        wall.as_secs_f64(),
+        args.iters as f64 / wall.as_secs_f64()
+    );
+    println!(
+        "wrote {}, {}, {}",
+        out.join("loss.csv").display(),
+        out.join("accuracy.csv").display(),
+        model.display()
+    );
+    Ok(())
+}
+
+fn diverged_note(out: &Path, d: &Diverged) -> String {
+    format!(
+        "stopped at iteration {}; wrote the {} losses and {} epoch records so far to {} (no model saved)",
+        d.iter,
+        d.history.losses.len(),
+        d.history.epochs.len(),
+        out.display()
+    )
+}
+
+/// Writes `loss.csv` (iteration, loss) and `accuracy.csv` (epoch, iteration,
+/// train_acc, test_acc), each atomically.
+fn write_history(out: &Path, history: &History) -> anyhow::Result<()> {
+    let mut loss = String::from("iteration,loss\n");
+    for (i, l) in history.losses.iter().enumerate() {
+        writeln!(loss, "{i},{l}").expect("writing to a String");
+    }
+    checkpoint::write_atomically(&out.join("loss.csv"), loss.as_bytes())?;
+    let mut acc = String::from("epoch,iteration,train_acc,test_acc\n");
+    for e in &history.epochs {
+        writeln!(acc, "{},{},{},{}", e.epoch, e.iter, e.train_acc, e.test_acc).expect("writing to a String");
+    }
+    checkpoint::write_atomically(&out.join("accuracy.csv"), acc.as_bytes())?;
+    Ok(())
+}

@@ -32,13 +32,13 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
     /// Learning rate.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     lr: f64,
     /// Hidden units.
     #[arg(long, default_value_t = 50)]
     hidden: usize,
     /// Standard deviation of the initial weights (W = std · N(0, 1)).
-    #[arg(long, default_value_t = WEIGHT_INIT_STD)]
+    #[arg(long, default_value_t = WEIGHT_INIT_STD, allow_negative_numbers = true)]
     weight_init_std: f64,
     /// Seed of the weight initialisation and batch sampling; the same seed and
     /// thread count give the same numbers.

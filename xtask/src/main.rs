@@ -82,10 +82,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// the default for training because the products of a 100-image batch are
 /// too small to gain from a second thread (measured: 10.9 s with one thread,
 /// 13.7 s with two, for the book's 10,000 iterations).
-fn run_binary(package: &str, bin: &str, args: &[OsString], blas_threads: Option<&str>) -> anyhow::Result<ExitCode> {
+fn run_binary(
+    package: &str,
+    bin: &str,
+    args: &[OsString],
+    blas_threads: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let mut cmd = cargo();
-    cmd.args(["run", "--quiet", "--release", "--package", package, "--bin", bin]);
-    cmd.arg("--manifest-path").arg(project_root().join("Cargo.toml"));
+    cmd.args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        package,
+        "--bin",
+        bin,
+    ]);
+    cmd.arg("--manifest-path")
+        .arg(project_root().join("Cargo.toml"));
     if package == "two-layer-net" {
         backend_flags(&mut cmd);
     }
@@ -102,7 +116,8 @@ fn run_binary(package: &str, bin: &str, args: &[OsString], blas_threads: Option<
 fn run_tests(args: &[OsString]) -> anyhow::Result<ExitCode> {
     let mut cmd = cargo();
     cmd.args(["test", "--workspace"]);
-    cmd.arg("--manifest-path").arg(project_root().join("Cargo.toml"));
+    cmd.arg("--manifest-path")
+        .arg(project_root().join("Cargo.toml"));
     backend_flags(&mut cmd);
     cmd.args(args);
     cmd.env("DLFS_REAL_DATA", "1");
@@ -150,8 +165,11 @@ fn openblas_installed() -> bool {
         "/usr/local/lib",
         "/opt/homebrew/opt/openblas/lib",
     ];
-    dirs.iter()
-        .any(|d| ["libopenblas.so", "libopenblas.a", "libopenblas.dylib"].iter().any(|f| Path::new(d).join(f).exists()))
+    dirs.iter().any(|d| {
+        ["libopenblas.so", "libopenblas.a", "libopenblas.dylib"]
+            .iter()
+            .any(|f| Path::new(d).join(f).exists())
+    })
 }
 
 fn cargo() -> Process {

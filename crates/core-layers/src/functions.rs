@@ -167,7 +167,11 @@ pub fn cross_entropy_error<A: NdFloat>(y: ArrayView2<'_, A>, t: Labels<'_, A>) -
 /// assert_eq!(affine(x.view(), w.view(), b.view()), array![[2.0, 5.0, 1.0]]);
 /// ```
 #[track_caller]
-pub fn affine<A: NdFloat>(x: ArrayView2<'_, A>, w: ArrayView2<'_, A>, b: ArrayView1<'_, A>) -> Array2<A> {
+pub fn affine<A: NdFloat>(
+    x: ArrayView2<'_, A>,
+    w: ArrayView2<'_, A>,
+    b: ArrayView1<'_, A>,
+) -> Array2<A> {
     assert!(
         x.ncols() == w.nrows(),
         "affine: x has shape {:?} but W has shape {:?}: x needs {} columns, one per row of W",
@@ -285,17 +289,29 @@ mod tests {
         assert_abs_diff_eq!(big, small, epsilon = 1e-15);
         // e^k / (1 + e + e^2) for k = 0, 1, 2.
         let z = 1.0 + 1f64.exp() + 2f64.exp();
-        assert_abs_diff_eq!(small, array![1.0 / z, 1f64.exp() / z, 2f64.exp() / z], epsilon = 1e-15);
+        assert_abs_diff_eq!(
+            small,
+            array![1.0 / z, 1f64.exp() / z, 2f64.exp() / z],
+            epsilon = 1e-15
+        );
     }
 
     #[test]
     fn softmax_works_per_row_of_a_batch() {
-        let x = array![[0.0_f64, 1.0, 2.0], [1000.0, 1001.0, 1002.0], [5.0, 5.0, 5.0]];
+        let x = array![
+            [0.0_f64, 1.0, 2.0],
+            [1000.0, 1001.0, 1002.0],
+            [5.0, 5.0, 5.0]
+        ];
         let y = softmax(x.view());
         let row = softmax(array![0.0_f64, 1.0, 2.0].view());
         assert_abs_diff_eq!(y.row(0), row, epsilon = 1e-15);
         assert_abs_diff_eq!(y.row(1), row, epsilon = 1e-15);
-        assert_abs_diff_eq!(y.row(2), array![1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0], epsilon = 1e-15);
+        assert_abs_diff_eq!(
+            y.row(2),
+            array![1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0],
+            epsilon = 1e-15
+        );
     }
 
     #[test]
@@ -372,8 +388,14 @@ mod tests {
         let x = array![[0.0_f64, 0.0], [10.0, 10.0]];
         let w = array![[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]];
         let b = array![1.0, 2.0, 3.0];
-        assert_eq!(matmul(x.view(), w.view()), array![[0.0, 0.0, 0.0], [10.0, 10.0, 10.0]]);
-        assert_eq!(affine(x.view(), w.view(), b.view()), array![[1.0, 2.0, 3.0], [11.0, 12.0, 13.0]]);
+        assert_eq!(
+            matmul(x.view(), w.view()),
+            array![[0.0, 0.0, 0.0], [10.0, 10.0, 10.0]]
+        );
+        assert_eq!(
+            affine(x.view(), w.view(), b.view()),
+            array![[1.0, 2.0, 3.0], [11.0, 12.0, 13.0]]
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The layers with a [`Layer`] implementation: [`Relu`], [`Sigmoid`], [`Affine`].
 
-use ndarray::{Array1, Array2, ArrayD, ArrayView, ArrayView1, ArrayView2, Axis, Dimension, IxDyn, NdFloat, Zip};
+use ndarray::{
+    Array1, Array2, ArrayD, ArrayView, ArrayView1, ArrayView2, Axis, Dimension, IxDyn, NdFloat, Zip,
+};
 
 use crate::Layer;
 use crate::functions::{affine, relu, sigmoid};
@@ -50,7 +52,10 @@ impl<A: NdFloat> Layer<A> for Relu {
 
     #[track_caller]
     fn backward(&mut self, dout: ArrayView2<'_, A>) -> Array2<A> {
-        let mask = self.mask.as_ref().expect("Relu::backward called before forward");
+        let mask = self
+            .mask
+            .as_ref()
+            .expect("Relu::backward called before forward");
         check_dout("Relu", dout.dim(), mask.dim());
         Zip::from(&dout)
             .and(mask)
@@ -89,7 +94,10 @@ impl<A: NdFloat> Layer<A> for Sigmoid<A> {
 
     #[track_caller]
     fn backward(&mut self, dout: ArrayView2<'_, A>) -> Array2<A> {
-        let y = self.out.as_ref().expect("Sigmoid::backward called before forward");
+        let y = self
+            .out
+            .as_ref()
+            .expect("Sigmoid::backward called before forward");
         check_dout("Sigmoid", dout.dim(), y.dim());
         Zip::from(&dout)
             .and(y)
@@ -202,7 +210,10 @@ impl<A: NdFloat> Affine<A> {
     /// If `x` has no axes, or its flattened width differs from the rows of `W`.
     #[track_caller]
     pub fn forward_nd<D: Dimension>(&mut self, x: ArrayView<'_, A, D>) -> Array2<A> {
-        assert!(x.ndim() >= 1, "Affine::forward_nd: x is a scalar; it needs a batch axis");
+        assert!(
+            x.ndim() >= 1,
+            "Affine::forward_nd: x is a scalar; it needs a batch axis"
+        );
         let shape = x.shape().to_vec();
         let n = shape[0];
         let rest: usize = shape[1..].iter().product();
@@ -231,7 +242,10 @@ impl<A: NdFloat> Affine<A> {
     #[track_caller]
     pub fn backward_nd(&mut self, dout: ArrayView2<'_, A>) -> ArrayD<A> {
         let dx = self.backward(dout);
-        let shape = self.x_shape.clone().expect("Affine::backward called before forward");
+        let shape = self
+            .x_shape
+            .clone()
+            .expect("Affine::backward called before forward");
         dx.into_shape_with_order(IxDyn(&shape))
             .expect("dx has as many elements as the input had")
     }
@@ -248,7 +262,10 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
 
     #[track_caller]
     fn backward(&mut self, dout: ArrayView2<'_, A>) -> Array2<A> {
-        let x = self.x.as_ref().expect("Affine::backward called before forward");
+        let x = self
+            .x
+            .as_ref()
+            .expect("Affine::backward called before forward");
         check_dout("Affine", dout.dim(), (x.nrows(), self.w.ncols()));
         let dx = dout.dot(&self.w.t());
         self.grads = Some(AffineGrads {
@@ -295,7 +312,10 @@ mod tests {
         //   dout @ W.T  -> [[-2., 4.], [-2., 13.]]
         //   x.T @ dout  -> [[13., 17., 21.], [18., 24., 30.]]
         //   dout.sum(0) -> [5., 7., 9.]
-        let mut affine = Affine::new(array![[1.0_f64, 0.0, -1.0], [2.0, 1.0, 0.0]], array![0.1, 0.2, 0.3]);
+        let mut affine = Affine::new(
+            array![[1.0_f64, 0.0, -1.0], [2.0, 1.0, 0.0]],
+            array![0.1, 0.2, 0.3],
+        );
         affine.forward(array![[1.0, 2.0], [3.0, 4.0]].view());
         let dx = affine.backward(array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]].view());
         assert_eq!(dx, array![[-2.0, 4.0], [-2.0, 13.0]]);
@@ -314,16 +334,26 @@ mod tests {
         let flat = x.to_shape((2, 6)).unwrap();
         for n in 0..2 {
             let sum: f32 = flat.row(n).sum();
-            let weighted: f32 = flat.row(n).iter().enumerate().map(|(i, v)| i as f32 * v).sum();
+            let weighted: f32 = flat
+                .row(n)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| i as f32 * v)
+                .sum();
             assert_eq!(y.row(n), array![sum, weighted + 1.0]);
         }
         let dx = affine.backward_nd(array![[1.0, 0.0], [0.0, 1.0]].view());
         assert_eq!(dx.shape(), &[2, 1, 2, 3]);
-        assert_eq!(dx.iter().copied().collect::<Vec<_>>(), vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(
+            dx.iter().copied().collect::<Vec<_>>(),
+            vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+        );
     }
 
     #[test]
-    #[should_panic(expected = "x has shape [2, 1, 2, 2] (4 features per example) but W has shape [6, 2]")]
+    #[should_panic(
+        expected = "x has shape [2, 1, 2, 2] (4 features per example) but W has shape [6, 2]"
+    )]
     fn affine_nd_names_both_shapes() {
         let mut affine = Affine::new(Array2::<f32>::zeros((6, 2)), Array1::zeros(2));
         affine.forward_nd(Array4::<f32>::zeros((2, 1, 2, 2)).view());
@@ -337,7 +367,9 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "Relu::backward: dout has shape [2, 2] but the forward output had shape [1, 2]")]
+    #[should_panic(
+        expected = "Relu::backward: dout has shape [2, 2] but the forward output had shape [1, 2]"
+    )]
     fn relu_backward_names_both_shapes() {
         let mut relu = Relu::default();
         Layer::<f64>::forward(&mut relu, Array2::zeros((1, 2)).view());

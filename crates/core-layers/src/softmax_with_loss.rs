@@ -75,12 +75,20 @@ impl<A: NdFloat> SoftmaxWithLoss<A> {
     /// If called before [`forward`](SoftmaxWithLoss::forward).
     #[track_caller]
     pub fn backward(&mut self) -> Array2<A> {
-        let y = self.y.as_ref().expect("SoftmaxWithLoss::backward called before forward");
-        let t = self.t.as_ref().expect("SoftmaxWithLoss::backward called before forward");
+        let y = self
+            .y
+            .as_ref()
+            .expect("SoftmaxWithLoss::backward called before forward");
+        let t = self
+            .t
+            .as_ref()
+            .expect("SoftmaxWithLoss::backward called before forward");
         let n = A::from(y.nrows()).expect("batch size is representable");
         let mut dx = y.clone();
         match t {
-            OwnedLabels::OneHot(t) => Zip::from(&mut dx).and(t).for_each(|d, &t| *d = (*d - t) / n),
+            OwnedLabels::OneHot(t) => Zip::from(&mut dx)
+                .and(t)
+                .for_each(|d, &t| *d = (*d - t) / n),
             OwnedLabels::Classes(t) => {
                 for (mut row, &k) in dx.outer_iter_mut().zip(t) {
                     row[k] -= A::one();
@@ -119,7 +127,10 @@ fn loss_from_log_probs<A: NdFloat>(log_y: ArrayView2<'_, A>, t: &Labels<'_, A>) 
             .zip(t.iter())
             // Skip t = 0 so that a log-probability of -inf (impossible in
             // exact log-softmax, but cheap to guard) cannot turn 0·(-inf) into NaN.
-            .fold(A::zero(), |s, (&l, &t)| if t == A::zero() { s } else { s + t * l }),
+            .fold(
+                A::zero(),
+                |s, (&l, &t)| if t == A::zero() { s } else { s + t * l },
+            ),
         Labels::Classes(t) => log_y
             .outer_iter()
             .zip(t.iter())
@@ -187,6 +198,9 @@ mod tests {
     #[should_panic(expected = "predictions have shape [2, 3] but targets are class indices [3]")]
     fn mismatched_targets_name_both_shapes() {
         let mut last = SoftmaxWithLoss::<f64>::default();
-        last.forward(Array2::zeros((2, 3)).view(), Labels::Classes(array![0, 1, 2].view()));
+        last.forward(
+            Array2::zeros((2, 3)).view(),
+            Labels::Classes(array![0, 1, 2].view()),
+        );
     }
 }

@@ -86,7 +86,10 @@ where
     let base = x.as_standard_layout().into_owned();
     let grad: Vec<A> = (0..base.len())
         .into_par_iter()
-        .map_init(|| base.clone(), |work, i| central_difference(&f, work, i, h))
+        .map_init(
+            || base.clone(),
+            |work, i| central_difference(&f, work, i, h),
+        )
         .collect();
     from_flat(x.raw_dim(), grad)
 }
@@ -113,7 +116,8 @@ fn slot<A: Copy, D: Dimension>(work: &Array<A, D>, i: usize) -> A {
 }
 
 fn set_slot<A: Copy, D: Dimension>(work: &mut Array<A, D>, i: usize, value: A) {
-    work.as_slice_mut().expect("working copy is in standard layout")[i] = value;
+    work.as_slice_mut()
+        .expect("working copy is in standard layout")[i] = value;
 }
 
 fn from_flat<A, D: Dimension>(dim: D, values: Vec<A>) -> Array<A, D> {
@@ -215,7 +219,12 @@ where
     A: Float,
     D: Dimension,
 {
-    check_shapes(name, analytic.shape(), numeric.shape(), "numerical gradient");
+    check_shapes(
+        name,
+        analytic.shape(),
+        numeric.shape(),
+        "numerical gradient",
+    );
     let mask = std::iter::repeat(false);
     compare_iter(name, analytic, numeric, mask, tol)
 }
@@ -239,7 +248,12 @@ where
     A: Float,
     D: Dimension,
 {
-    check_shapes(name, analytic.shape(), numeric.shape(), "numerical gradient");
+    check_shapes(
+        name,
+        analytic.shape(),
+        numeric.shape(),
+        "numerical gradient",
+    );
     check_shapes(name, analytic.shape(), excluded.shape(), "exclusion mask");
     compare_iter(name, analytic, numeric, excluded.iter().copied(), tol)
 }
@@ -466,8 +480,13 @@ mod tests {
         let x = Array2::from_shape_fn((3, 4), |(i, j)| (i as f64) - 0.7 * (j as f64) + 0.3);
         let g = numerical_gradient(f, x.view(), H);
         let expected = x.mapv(df);
-        let diff = check_gradient("x", g.view(), expected.view(), Tolerance::for_dtype::<f64>())
-            .expect("central difference of a smooth function is within tolerance");
+        let diff = check_gradient(
+            "x",
+            g.view(),
+            expected.view(),
+            Tolerance::for_dtype::<f64>(),
+        )
+        .expect("central difference of a smooth function is within tolerance");
         assert!(diff.max_abs < 1e-8, "max abs diff {}", diff.max_abs);
     }
 
@@ -480,7 +499,10 @@ mod tests {
         let g = numerical_gradient(f, x, H);
         assert_eq!(g.shape(), &[5, 3]);
         assert_abs_diff_eq!(g, x.mapv(df), epsilon = 1e-8);
-        assert_eq!(base, Array2::from_shape_fn((3, 5), |(i, j)| (i * 5 + j) as f64 * 0.1 - 0.4));
+        assert_eq!(
+            base,
+            Array2::from_shape_fn((3, 5), |(i, j)| (i * 5 + j) as f64 * 0.1 - 0.4)
+        );
     }
 
     #[test]
@@ -506,7 +528,10 @@ mod tests {
     fn report_figures_are_the_book_definitions() {
         let a = array![1.0_f64, -2.0, 0.0, 4.0];
         let n = array![1.0_f64, -2.5, 1e-9, 4.4];
-        let tol = Tolerance { atol: 1e-8, rtol: 1e-6 };
+        let tol = Tolerance {
+            atol: 1e-8,
+            rtol: 1e-6,
+        };
         let d = compare("W", a.view(), n.view(), tol);
         assert_eq!(d.len, 4);
         // mean |diff| = (0 + 0.5 + 1e-9 + 0.4) / 4
@@ -523,7 +548,10 @@ mod tests {
 
     #[test]
     fn tolerance_is_mixed_absolute_and_relative() {
-        let tol = Tolerance { atol: 1e-8, rtol: 1e-6 };
+        let tol = Tolerance {
+            atol: 1e-8,
+            rtol: 1e-6,
+        };
         // Relative: 1e-7 off on a gradient of 1 is within 1e-6.
         assert!(compare("a", array![1.0].view(), array![1.0 + 1e-7].view(), tol).passed);
         assert!(!compare("a", array![1.0].view(), array![1.0 + 1e-5].view(), tol).passed);
@@ -538,7 +566,12 @@ mod tests {
     fn report_collects_parameters() {
         let tol = Tolerance::for_dtype::<f64>();
         let mut report = GradCheckReport::default();
-        report.add("W1", array![[1.0, 2.0]].view(), array![[1.0, 2.0]].view(), tol);
+        report.add(
+            "W1",
+            array![[1.0, 2.0]].view(),
+            array![[1.0, 2.0]].view(),
+            tol,
+        );
         report.add("b1", array![1.0].view(), array![1.1].view(), tol);
         assert!(!report.passed());
         assert_eq!(report.params[0].name, "W1");
@@ -554,11 +587,23 @@ mod tests {
         let tol = Tolerance::for_dtype::<f64>();
         let a = array![1.0_f64, 5.0, 2.0];
         let n = array![1.0_f64, -5.0, 2.5];
-        let d = compare_excluding("b1", a.view(), n.view(), array![false, true, false].view(), tol);
+        let d = compare_excluding(
+            "b1",
+            a.view(),
+            n.view(),
+            array![false, true, false].view(),
+            tol,
+        );
         assert_eq!(d.len, 2);
         assert_abs_diff_eq!(d.mean_abs, 0.25, epsilon = 1e-15);
         assert_eq!(d.worst.index, vec![2]);
-        let d = compare_excluding("b1", a.view(), n.view(), array![false, true, true].view(), tol);
+        let d = compare_excluding(
+            "b1",
+            a.view(),
+            n.view(),
+            array![false, true, true].view(),
+            tol,
+        );
         assert!(d.passed);
         assert_eq!(d.mean_abs, 0.0);
     }

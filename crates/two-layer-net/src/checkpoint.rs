@@ -133,19 +133,29 @@ pub fn to_bytes<A: Element>(params: &Params<A>, metadata: &HashMap<String, Strin
         let view = TensorView::new(A::DTYPE, shape.clone(), bytes).expect("bytes match the shape");
         (*name, view)
     });
-    let metadata = if metadata.is_empty() { None } else { Some(metadata.clone()) };
+    let metadata = if metadata.is_empty() {
+        None
+    } else {
+        Some(metadata.clone())
+    };
     safetensors::serialize(views, metadata).expect("four well-formed tensors serialise")
 }
 
 /// Saves the parameters to `path` (atomically), with `metadata`.
-pub fn save<A: Element>(path: &Path, params: &Params<A>, metadata: &HashMap<String, String>) -> Result<(), CheckpointError> {
+pub fn save<A: Element>(
+    path: &Path,
+    params: &Params<A>,
+    metadata: &HashMap<String, String>,
+) -> Result<(), CheckpointError> {
     write_atomically(path, &to_bytes(params, metadata))
 }
 
 /// Loads parameters saved by [`save`], checking names, dtypes and shapes.
 ///
 /// Returns the parameters and the metadata map (empty if the file has none).
-pub fn load<A: Element>(path: &Path) -> Result<(Params<A>, HashMap<String, String>), CheckpointError> {
+pub fn load<A: Element>(
+    path: &Path,
+) -> Result<(Params<A>, HashMap<String, String>), CheckpointError> {
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
         path: path.to_owned(),
         source,
@@ -154,7 +164,10 @@ pub fn load<A: Element>(path: &Path) -> Result<(Params<A>, HashMap<String, Strin
 }
 
 /// Parses the bytes of a model file; `path` is only used in error messages.
-pub fn from_bytes<A: Element>(path: &Path, bytes: &[u8]) -> Result<(Params<A>, HashMap<String, String>), CheckpointError> {
+pub fn from_bytes<A: Element>(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Params<A>, HashMap<String, String>), CheckpointError> {
     let format = |source| CheckpointError::Format {
         path: path.to_owned(),
         source,
@@ -184,7 +197,11 @@ pub fn from_bytes<A: Element>(path: &Path, bytes: &[u8]) -> Result<(Params<A>, H
                 got: view.shape().to_vec(),
             });
         }
-        let values = view.data().chunks_exact(std::mem::size_of::<A>()).map(A::get).collect();
+        let values = view
+            .data()
+            .chunks_exact(std::mem::size_of::<A>())
+            .map(A::get)
+            .collect();
         Ok((view.shape().to_vec(), values))
     };
     let (s_w1, w1) = get("W1", 2)?;
@@ -199,13 +216,25 @@ pub fn from_bytes<A: Element>(path: &Path, bytes: &[u8]) -> Result<(Params<A>, H
     };
     let hidden = s_w1[1];
     if s_b1 != [hidden] {
-        return Err(shape_err("b1", format!("[{hidden}] (one entry per column of W1 {s_w1:?})"), &s_b1));
+        return Err(shape_err(
+            "b1",
+            format!("[{hidden}] (one entry per column of W1 {s_w1:?})"),
+            &s_b1,
+        ));
     }
     if s_w2[0] != hidden {
-        return Err(shape_err("W2", format!("[{hidden}, _] (one row per column of W1 {s_w1:?})"), &s_w2));
+        return Err(shape_err(
+            "W2",
+            format!("[{hidden}, _] (one row per column of W1 {s_w1:?})"),
+            &s_w2,
+        ));
     }
     if s_b2 != [s_w2[1]] {
-        return Err(shape_err("b2", format!("[{}] (one entry per column of W2 {s_w2:?})", s_w2[1]), &s_b2));
+        return Err(shape_err(
+            "b2",
+            format!("[{}] (one entry per column of W2 {s_w2:?})", s_w2[1]),
+            &s_b2,
+        ));
     }
     let params = Params {
         w1: Array2::from_shape_vec((s_w1[0], s_w1[1]), w1).expect("length checked by safetensors"),
@@ -232,7 +261,11 @@ mod tests {
         let (p, m) = load::<f32>(&path).unwrap();
         assert_eq!(p, net.params());
         assert_eq!(m, meta);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file is left"
+        );
     }
 
     #[test]
@@ -241,8 +274,13 @@ mod tests {
         let bytes = to_bytes(&net.params(), &HashMap::new());
         let p = Path::new("m.safetensors");
         let err = from_bytes::<f32>(p, &bytes).unwrap_err().to_string();
-        assert!(err.contains("m.safetensors") && err.contains("W1") && err.contains("F64"), "{err}");
-        let err = from_bytes::<f64>(p, &bytes[..bytes.len() - 3]).unwrap_err().to_string();
+        assert!(
+            err.contains("m.safetensors") && err.contains("W1") && err.contains("F64"),
+            "{err}"
+        );
+        let err = from_bytes::<f64>(p, &bytes[..bytes.len() - 3])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a valid safetensors"), "{err}");
         let mut bad = net.params();
         bad.b1 = Array1::zeros(5);

@@ -49,7 +49,9 @@ pub fn kinks<A: NdFloat>(net: &TwoLayerNet<A>, x: ArrayView2<'_, A>, h: A) -> Ki
             xi != 0.0 && crosses(a[[n, j]], xi)
         })
     });
-    let b1 = Array1::from_shape_fn(p.b1.len(), |j| (0..x.nrows()).any(|n| crosses(a[[n, j]], 1.0)));
+    let b1 = Array1::from_shape_fn(p.b1.len(), |j| {
+        (0..x.nrows()).any(|n| crosses(a[[n, j]], 1.0))
+    });
     Kinks { w1, b1 }
 }
 
@@ -91,23 +93,51 @@ impl Outcome {
 pub fn judge(grads: &Params<f64>, numeric: &Params<f64>, kinks: &Kinks, tol: Tolerance) -> Outcome {
     let none2 = Array2::from_elem(grads.w2.dim(), false);
     let none1 = Array1::from_elem(grads.b2.len(), false);
-    let check = |name: &str, a: ndarray::ArrayViewD<'_, f64>, n: ndarray::ArrayViewD<'_, f64>, k: ndarray::ArrayViewD<'_, bool>| ParamCheck {
+    let check = |name: &str,
+                 a: ndarray::ArrayViewD<'_, f64>,
+                 n: ndarray::ArrayViewD<'_, f64>,
+                 k: ndarray::ArrayViewD<'_, bool>| ParamCheck {
         all: compare(name, a.view(), n.view(), tol),
         judged: compare_excluding(name, a.view(), n.view(), k.view(), tol),
         kinks: k.iter().filter(|&&b| b).count(),
     };
     let params = vec![
-        check(PARAM_NAMES[0], grads.w1.view().into_dyn(), numeric.w1.view().into_dyn(), kinks.w1.view().into_dyn()),
-        check(PARAM_NAMES[1], grads.b1.view().into_dyn(), numeric.b1.view().into_dyn(), kinks.b1.view().into_dyn()),
-        check(PARAM_NAMES[2], grads.w2.view().into_dyn(), numeric.w2.view().into_dyn(), none2.view().into_dyn()),
-        check(PARAM_NAMES[3], grads.b2.view().into_dyn(), numeric.b2.view().into_dyn(), none1.view().into_dyn()),
+        check(
+            PARAM_NAMES[0],
+            grads.w1.view().into_dyn(),
+            numeric.w1.view().into_dyn(),
+            kinks.w1.view().into_dyn(),
+        ),
+        check(
+            PARAM_NAMES[1],
+            grads.b1.view().into_dyn(),
+            numeric.b1.view().into_dyn(),
+            kinks.b1.view().into_dyn(),
+        ),
+        check(
+            PARAM_NAMES[2],
+            grads.w2.view().into_dyn(),
+            numeric.w2.view().into_dyn(),
+            none2.view().into_dyn(),
+        ),
+        check(
+            PARAM_NAMES[3],
+            grads.b2.view().into_dyn(),
+            numeric.b2.view().into_dyn(),
+            none1.view().into_dyn(),
+        ),
     ];
     Outcome { params, tol }
 }
 
 /// Runs the whole check in `f64`: backprop, the parallel numerical gradient
 /// with step `h`, kink detection and judgement with [`Tolerance::for_dtype`].
-pub fn run(net: &mut TwoLayerNet<f64>, x: ArrayView2<'_, f64>, t: Labels<'_, f64>, h: f64) -> Outcome {
+pub fn run(
+    net: &mut TwoLayerNet<f64>,
+    x: ArrayView2<'_, f64>,
+    t: Labels<'_, f64>,
+    h: f64,
+) -> Outcome {
     let (_, grads) = net.gradient(x, t);
     let numeric = net.numerical_gradient(x, t, h);
     let kinks = kinks(net, x, h);
@@ -136,7 +166,11 @@ mod tests {
         // Column 2 (a = -3e-4): only W1[2,2] (2e-4) falls short; nothing crosses.
         assert_eq!(
             k.w1,
-            array![[true, false, false], [false, false, false], [true, false, false]]
+            array![
+                [true, false, false],
+                [false, false, false],
+                [true, false, false]
+            ]
         );
         assert_eq!(k.b1, array![true, false, false]);
         assert_eq!(k.count(), 3);

@@ -34,9 +34,17 @@ impl<A: NdFloat> Params<A> {
     /// order of [`PARAM_NAMES`].
     pub fn named(&self) -> [(&'static str, Vec<usize>, Vec<A>); 4] {
         [
-            ("W1", self.w1.shape().to_vec(), self.w1.iter().copied().collect()),
+            (
+                "W1",
+                self.w1.shape().to_vec(),
+                self.w1.iter().copied().collect(),
+            ),
             ("b1", self.b1.shape().to_vec(), self.b1.to_vec()),
-            ("W2", self.w2.shape().to_vec(), self.w2.iter().copied().collect()),
+            (
+                "W2",
+                self.w2.shape().to_vec(),
+                self.w2.iter().copied().collect(),
+            ),
             ("b2", self.b2.shape().to_vec(), self.b2.to_vec()),
         ]
     }
@@ -210,7 +218,11 @@ impl<A: NdFloat> TwoLayerNet<A> {
         let y = argmax_rows(self.predict(x).view());
         match t {
             Labels::Classes(t) => y.iter().zip(t.iter()).filter(|(a, b)| a == b).count(),
-            Labels::OneHot(t) => y.iter().zip(argmax_rows(t).iter()).filter(|(a, b)| a == b).count(),
+            Labels::OneHot(t) => y
+                .iter()
+                .zip(argmax_rows(t).iter())
+                .filter(|(a, b)| a == b)
+                .count(),
         }
     }
 
@@ -277,7 +289,13 @@ impl<A: NdFloat> TwoLayerNet<A> {
     /// to `evals` after every loss evaluation (`2 · params().len()` in all),
     /// so that another thread can show progress.
     #[track_caller]
-    pub fn numerical_gradient_counted(&self, x: ArrayView2<'_, A>, t: Labels<'_, A>, h: A, evals: &AtomicUsize) -> Params<A>
+    pub fn numerical_gradient_counted(
+        &self,
+        x: ArrayView2<'_, A>,
+        t: Labels<'_, A>,
+        h: A,
+        evals: &AtomicUsize,
+    ) -> Params<A>
     where
         A: Send + Sync,
     {
@@ -298,7 +316,12 @@ impl<A: NdFloat> TwoLayerNet<A> {
 
     /// As [`numerical_gradient`](TwoLayerNet::numerical_gradient), on one thread.
     #[track_caller]
-    pub fn numerical_gradient_serial(&self, x: ArrayView2<'_, A>, t: Labels<'_, A>, h: A) -> Params<A> {
+    pub fn numerical_gradient_serial(
+        &self,
+        x: ArrayView2<'_, A>,
+        t: Labels<'_, A>,
+        h: A,
+    ) -> Params<A> {
         let t = &t;
         let p = self.params();
         let (w1, b1, w2, b2) = (p.w1.view(), p.b1.view(), p.w2.view(), p.b2.view());
@@ -391,7 +414,12 @@ mod tests {
             w2: Array2::eye(3),
             b2: Array1::zeros(3),
         });
-        let x = array![[1.0, 0.0, 0.0], [0.0, 2.0, 1.0], [0.0, 0.0, 3.0], [5.0, 0.0, 0.0]];
+        let x = array![
+            [1.0, 0.0, 0.0],
+            [0.0, 2.0, 1.0],
+            [0.0, 0.0, 3.0],
+            [5.0, 0.0, 0.0]
+        ];
         let t = array![0, 1, 0, 0];
         assert_eq!(net.accuracy(x.view(), Labels::Classes(t.view())), 0.75);
         let hot = Array2::from_shape_fn((4, 3), |(i, k)| if t[i] == k { 1.0 } else { 0.0 });

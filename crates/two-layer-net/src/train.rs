@@ -68,18 +68,31 @@ impl<'a> ImageSet<'a> {
     ///
     /// If `x` is not `[idx.len(), features]` or `t` not `[idx.len()]`.
     #[track_caller]
-    pub fn batch_into<A: NdFloat>(&self, idx: &[usize], mut x: ArrayViewMut2<'_, A>, t: &mut Array1<usize>) {
-        assert_eq!(x.dim(), (idx.len(), self.features), "ImageSet::batch_into: wrong buffer shape");
-        assert_eq!(t.len(), idx.len(), "ImageSet::batch_into: wrong label buffer length");
-        // The book divides by 255 (`x / 255.0`); a table of the 256 possible
-        // quotients gives the same values without a division per pixel.
-        let table: Vec<A> = (0..=255u8)
-            .map(|p| A::from(p).expect("a byte is representable") / A::from(255.0).expect("255 is representable"))
-            .collect();
+    pub fn batch_into<A: NdFloat>(
+        &self,
+        idx: &[usize],
+        mut x: ArrayViewMut2<'_, A>,
+        t: &mut Array1<usize>,
+    ) {
+        assert_eq!(
+            x.dim(),
+            (idx.len(), self.features),
+            "ImageSet::batch_into: wrong buffer shape"
+        );
+        assert_eq!(
+            t.len(),
+            idx.len(),
+            "ImageSet::batch_into: wrong label buffer length"
+        );
+        // The book's normalisation, `x / 255.0`. The exact division (not a
+        // multiplication by 1/255, which rounds differently) vectorises.
+        let d255 = A::from(255.0).expect("255 is representable");
+        let convert = |p: u8| A::from(p).expect("a byte is representable") / d255;
         for ((mut row, &i), t) in x.outer_iter_mut().zip(idx).zip(t.iter_mut()) {
             let src = &self.pixels[i * self.features..(i + 1) * self.features];
-            for (dst, &p) in row.iter_mut().zip(src) {
-                *dst = table[usize::from(p)];
+            match row.as_slice_mut() {
+                Some(dst) => dst.iter_mut().zip(src).for_each(|(d, &p)| *d = convert(p)),
+                None => row.iter_mut().zip(src).for_each(|(d, &p)| *d = convert(p)),
             }
             *t = usize::from(self.labels[i]);
         }
@@ -263,7 +276,11 @@ where
             .unwrap_or(f64::NAN);
         history.losses.push(loss);
         if !loss.is_finite() {
-            return Err(Diverged { iter, loss, history });
+            return Err(Diverged {
+                iter,
+                loss,
+                history,
+            });
         }
         if observe(Event::Iteration { iter, loss }).is_break() {
             break;
@@ -284,7 +301,6 @@ where
     Ok(history)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,7 +314,11 @@ mod tests {
         for i in 0..n {
             let c = (i % 2) as u8;
             labels.push(c);
-            pixels.extend(if c == 0 { [255, 200, 0, 10] } else { [0, 20, 255, 220] });
+            pixels.extend(if c == 0 {
+                [255, 200, 0, 10]
+            } else {
+                [0, 20, 255, 220]
+            });
         }
         (pixels, labels)
     }
@@ -315,47 +335,71 @@ mod tests {
         assert_eq!(t.to_vec(), [1, 0]);
     }
 
+    /// Trains a fresh net (init seed 1, sampling seed 9) on `toy(n)`.
+    fn train_toy<A: NdFloat>(
+        n: usize,
+        hidden: usize,
+        init_std: f64,
+        cfg: TrainConfig,
+    ) -> (Result<History, Diverged>, crate::Params<A>) {
+        let (p, l) = toy(n);
+        let data = ImageSet::new(&p, &l, 4);
+        let mut net = TwoLayerNet::<A>::new(4, hidden, 2, init_std, &mut StdRng::seed_from_u64(1));
+        let mut rng = StdRng::seed_from_u64(9);
+        let h = train(&mut net, data, data, &cfg, &mut rng, |_| {
+            ControlFlow::Continue(())
+        });
+        (h, net.params())
+    }
+
     #[test]
     fn epochs_are_counted_from_iteration_zero() {
-        let (p, l) = toy(40);
-        let data = ImageSet::new(&p, &l, 4);
-        let mut net = TwoLayerNet::<f32>::new(4, 3, 2, 0.01, &mut StdRng::seed_from_u64(1));
-        let cfg = TrainConfig { iters: 25, batch_size: 4, lr: 0.1 };
-        let h = train(&mut net, data, data, &cfg, &mut StdRng::seed_from_u64(2), |_| ControlFlow::Continue(()))
-            .unwrap();
+        let cfg = TrainConfig {
+            iters: 25,
+            batch_size: 4,
+            lr: 0.1,
+        };
+        let h = train_toy::<f32>(40, 3, 0.01, cfg).0.unwrap();
         // 40 / 4 = 10 iterations per epoch: evaluations at 0, 10, 20.
-        assert_eq!(h.epochs.iter().map(|e| e.iter).collect::<Vec<_>>(), [0, 10, 20]);
-        assert_eq!(h.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            h.epochs.iter().map(|e| e.iter).collect::<Vec<_>>(),
+            [0, 10, 20]
+        );
+        assert_eq!(
+            h.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
         assert_eq!(h.losses.len(), 25);
     }
 
     #[test]
     fn training_learns_a_separable_toy_problem_and_is_repeatable() {
-        let (p, l) = toy(64);
-        let data = ImageSet::new(&p, &l, 4);
-        let run = || {
-            let mut net = TwoLayerNet::<f64>::new(4, 8, 2, 0.5, &mut StdRng::seed_from_u64(1));
-            let cfg = TrainConfig { iters: 200, batch_size: 8, lr: 0.5 };
-            let h = train(&mut net, data, data, &cfg, &mut StdRng::seed_from_u64(9), |_| ControlFlow::Continue(()))
-                .unwrap();
-            (h, net.params())
+        let cfg = TrainConfig {
+            iters: 200,
+            batch_size: 8,
+            lr: 0.5,
         };
-        let (h1, p1) = run();
-        let (h2, p2) = run();
+        let (h1, p1) = train_toy::<f64>(64, 8, 0.5, cfg.clone());
+        let (h2, p2) = train_toy::<f64>(64, 8, 0.5, cfg);
+        let (h1, h2) = (h1.unwrap(), h2.unwrap());
         assert_eq!(h1, h2);
         assert_eq!(p1, p2);
         assert_eq!(h1.epochs.last().unwrap().test_acc, 1.0);
-        assert!(h1.losses.last().unwrap() < &0.05, "final loss {}", h1.losses.last().unwrap());
+        assert!(
+            h1.losses.last().unwrap() < &0.05,
+            "final loss {}",
+            h1.losses.last().unwrap()
+        );
     }
 
     #[test]
     fn a_huge_learning_rate_diverges_with_the_iteration_named() {
-        let (p, l) = toy(64);
-        let data = ImageSet::new(&p, &l, 4);
-        let mut net = TwoLayerNet::<f32>::new(4, 8, 2, 1.0, &mut StdRng::seed_from_u64(1));
-        let cfg = TrainConfig { iters: 1000, batch_size: 8, lr: 1e30 };
-        let err = train(&mut net, data, data, &cfg, &mut StdRng::seed_from_u64(9), |_| ControlFlow::Continue(()))
-            .unwrap_err();
+        let cfg = TrainConfig {
+            iters: 1000,
+            batch_size: 8,
+            lr: 1e30,
+        };
+        let err = train_toy::<f32>(64, 8, 1.0, cfg).0.unwrap_err();
         assert!(!err.loss.is_finite());
         assert_eq!(err.history.losses.len(), err.iter + 1);
         assert!(err.to_string().contains(&format!("iteration {}", err.iter)));

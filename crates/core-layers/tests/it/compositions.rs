@@ -24,7 +24,15 @@ struct Case {
 }
 
 impl Case {
-    fn loss(&self, act: Activation, x: ArrayView2<'_, f64>, w1: ArrayView2<'_, f64>, b1: ArrayView1<'_, f64>, w2: ArrayView2<'_, f64>, b2: ArrayView1<'_, f64>) -> f64 {
+    fn loss(
+        &self,
+        act: Activation,
+        x: ArrayView2<'_, f64>,
+        w1: ArrayView2<'_, f64>,
+        b1: ArrayView1<'_, f64>,
+        w2: ArrayView2<'_, f64>,
+        b2: ArrayView1<'_, f64>,
+    ) -> f64 {
         let a1 = affine(x, w1, b1);
         let z1 = match act {
             Activation::Relu => relu(a1.view()),
@@ -70,7 +78,19 @@ fn run_composition_gradcheck(case: Case, act: Activation) -> Result<(), TestCase
     let a2 = affine2.forward(z1.view());
     let loss = last.forward(a2.view(), case.t.labels());
     let c = &case;
-    prop_assert!((loss - c.loss(act, c.x.view(), c.w1.view(), c.b1.view(), c.w2.view(), c.b2.view())).abs() < 1e-12);
+    prop_assert!(
+        (loss
+            - c.loss(
+                act,
+                c.x.view(),
+                c.w1.view(),
+                c.b1.view(),
+                c.w2.view(),
+                c.b2.view()
+            ))
+        .abs()
+            < 1e-12
+    );
 
     let da2 = last.backward();
     let dz1 = affine2.backward(da2.view());
@@ -79,11 +99,36 @@ fn run_composition_gradcheck(case: Case, act: Activation) -> Result<(), TestCase
     let g1 = affine1.grads().unwrap();
     let g2 = affine2.grads().unwrap();
 
-    gradcheck("x", |x| c.loss(act, x, c.w1.view(), c.b1.view(), c.w2.view(), c.b2.view()), c.x.view(), dx.view())?;
-    gradcheck("W1", |w1| c.loss(act, c.x.view(), w1, c.b1.view(), c.w2.view(), c.b2.view()), c.w1.view(), g1.dw.view())?;
-    gradcheck_1d("b1", |b1| c.loss(act, c.x.view(), c.w1.view(), b1, c.w2.view(), c.b2.view()), c.b1.view(), g1.db.view())?;
-    gradcheck("W2", |w2| c.loss(act, c.x.view(), c.w1.view(), c.b1.view(), w2, c.b2.view()), c.w2.view(), g2.dw.view())?;
-    gradcheck_1d("b2", |b2| c.loss(act, c.x.view(), c.w1.view(), c.b1.view(), c.w2.view(), b2), c.b2.view(), g2.db.view())?;
+    gradcheck(
+        "x",
+        |x| c.loss(act, x, c.w1.view(), c.b1.view(), c.w2.view(), c.b2.view()),
+        c.x.view(),
+        dx.view(),
+    )?;
+    gradcheck(
+        "W1",
+        |w1| c.loss(act, c.x.view(), w1, c.b1.view(), c.w2.view(), c.b2.view()),
+        c.w1.view(),
+        g1.dw.view(),
+    )?;
+    gradcheck_1d(
+        "b1",
+        |b1| c.loss(act, c.x.view(), c.w1.view(), b1, c.w2.view(), c.b2.view()),
+        c.b1.view(),
+        g1.db.view(),
+    )?;
+    gradcheck(
+        "W2",
+        |w2| c.loss(act, c.x.view(), c.w1.view(), c.b1.view(), w2, c.b2.view()),
+        c.w2.view(),
+        g2.dw.view(),
+    )?;
+    gradcheck_1d(
+        "b2",
+        |b2| c.loss(act, c.x.view(), c.w1.view(), c.b1.view(), c.w2.view(), b2),
+        c.b2.view(),
+        g2.db.view(),
+    )?;
     Ok(())
 }
 
@@ -112,7 +157,11 @@ fn the_check_catches_a_missing_one_over_batch() {
     last.forward(x.view(), labels);
     let dx = last.backward();
     let wrong = &dx * 3.0; // (y - t) without the division by N = 3.
-    let numeric = numerical_grad::numerical_gradient(|x| softmax_cross_entropy(x, labels), x.view(), numerical_grad::H);
+    let numeric = numerical_grad::numerical_gradient(
+        |x| softmax_cross_entropy(x, labels),
+        x.view(),
+        numerical_grad::H,
+    );
     assert!(numerical_grad::check_gradient("x", dx.view(), numeric.view(), tol()).is_ok());
     let err = numerical_grad::check_gradient("x", wrong.view(), numeric.view(), tol()).unwrap_err();
     assert!(err.0.worst.ratio > 1e4, "{err}");
@@ -123,7 +172,11 @@ fn the_check_catches_a_missing_one_over_batch() {
     layer.forward(x.view());
     layer.backward(dx.view());
     let dw = &layer.grads().unwrap().dw;
-    let numeric_w = numerical_grad::numerical_gradient(|w| softmax_cross_entropy(affine(x.view(), w, b.view()).view(), labels), w.view(), numerical_grad::H);
+    let numeric_w = numerical_grad::numerical_gradient(
+        |w| softmax_cross_entropy(affine(x.view(), w, b.view()).view(), labels),
+        w.view(),
+        numerical_grad::H,
+    );
     let mut last2 = SoftmaxWithLoss::default();
     last2.forward(affine(x.view(), w.view(), b.view()).view(), labels);
     let mut layer2 = Affine::new(w.clone(), b.clone());

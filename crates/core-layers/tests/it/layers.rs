@@ -11,7 +11,12 @@ fn run_relu_gradcheck(x: Array2<f64>, r: Array2<f64>) -> Result<(), TestCaseErro
     let mut layer = Relu::default();
     layer.forward(x.view());
     let dx = layer.backward(r.view());
-    gradcheck("x", |x| weighted_sum(relu(x).view(), r.view()), x.view(), dx.view())?;
+    gradcheck(
+        "x",
+        |x| weighted_sum(relu(x).view(), r.view()),
+        x.view(),
+        dx.view(),
+    )?;
     Ok(())
 }
 
@@ -19,19 +24,44 @@ fn run_sigmoid_gradcheck(x: Array2<f64>, r: Array2<f64>) -> Result<(), TestCaseE
     let mut layer = Sigmoid::default();
     layer.forward(x.view());
     let dx = layer.backward(r.view());
-    gradcheck("x", |x| weighted_sum(sigmoid(x).view(), r.view()), x.view(), dx.view())?;
+    gradcheck(
+        "x",
+        |x| weighted_sum(sigmoid(x).view(), r.view()),
+        x.view(),
+        dx.view(),
+    )?;
     Ok(())
 }
 
-fn run_affine_gradcheck(x: Array2<f64>, w: Array2<f64>, b: ndarray::Array1<f64>, r: Array2<f64>) -> Result<(), TestCaseError> {
+fn run_affine_gradcheck(
+    x: Array2<f64>,
+    w: Array2<f64>,
+    b: ndarray::Array1<f64>,
+    r: Array2<f64>,
+) -> Result<(), TestCaseError> {
     let mut layer = Affine::new(w.clone(), b.clone());
     let out = layer.forward(x.view());
     prop_assert_eq!(out, affine(x.view(), w.view(), b.view()));
     let dx = layer.backward(r.view());
     let grads = layer.grads().expect("backward stores the gradients");
-    gradcheck("x", |x| weighted_sum(affine(x, w.view(), b.view()).view(), r.view()), x.view(), dx.view())?;
-    gradcheck("W", |w| weighted_sum(affine(x.view(), w, b.view()).view(), r.view()), w.view(), grads.dw.view())?;
-    gradcheck_1d("b", |b| weighted_sum(affine(x.view(), w.view(), b).view(), r.view()), b.view(), grads.db.view())?;
+    gradcheck(
+        "x",
+        |x| weighted_sum(affine(x, w.view(), b.view()).view(), r.view()),
+        x.view(),
+        dx.view(),
+    )?;
+    gradcheck(
+        "W",
+        |w| weighted_sum(affine(x.view(), w, b.view()).view(), r.view()),
+        w.view(),
+        grads.dw.view(),
+    )?;
+    gradcheck_1d(
+        "b",
+        |b| weighted_sum(affine(x.view(), w.view(), b).view(), r.view()),
+        b.view(),
+        grads.db.view(),
+    )?;
     Ok(())
 }
 
@@ -40,7 +70,12 @@ fn run_softmax_with_loss_gradcheck(x: Array2<f64>, t: Targets) -> Result<(), Tes
     let loss = layer.forward(x.view(), t.labels());
     prop_assert_eq!(loss, softmax_cross_entropy(x.view(), t.labels()));
     let dx = layer.backward();
-    gradcheck("x", |x| softmax_cross_entropy(x, t.labels()), x.view(), dx.view())?;
+    gradcheck(
+        "x",
+        |x| softmax_cross_entropy(x, t.labels()),
+        x.view(),
+        dx.view(),
+    )?;
     Ok(())
 }
 
@@ -101,6 +136,8 @@ fn affine_gradcheck_on_blas_sized_transposed_inputs() {
     run_affine_gradcheck(x.t().to_owned(), w.t().to_owned(), b, r).unwrap();
     let mut layer = Affine::new(w.t().to_owned(), ndarray::Array1::zeros(10));
     let out = layer.forward(x.t());
-    let expected = Array2::from_shape_fn((9, 10), |(n, o)| (0..13).map(|i| x[[i, n]] * w[[o, i]]).sum::<f64>());
+    let expected = Array2::from_shape_fn((9, 10), |(n, o)| {
+        (0..13).map(|i| x[[i, n]] * w[[o, i]]).sum::<f64>()
+    });
     approx::assert_abs_diff_eq!(out, expected, epsilon = 1e-12);
 }

@@ -66,14 +66,21 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         opts.data_dir.clone_from(&args.data_dir);
     }
     opts.progress = Some(Arc::new(mnist_data::cli::Bar::default()));
-    let data = mnist_data::load(args.dataset, &opts).with_context(|| format!("loading {}", args.dataset.title()))?;
+    let data = mnist_data::load(args.dataset, &opts)
+        .with_context(|| format!("loading {}", args.dataset.title()))?;
 
     let idx: Vec<usize> = (0..args.images as usize).collect();
     let x = data.train.images_f::<f64>(&idx, true);
     let t = data.train.one_hot::<f64>(&idx);
     let t = Labels::OneHot(t.view());
     let hidden = args.hidden as usize;
-    let mut net = TwoLayerNet::<f64>::new(x.ncols(), hidden, mnist_data::CLASSES, WEIGHT_INIT_STD, &mut StdRng::seed_from_u64(args.seed));
+    let mut net = TwoLayerNet::<f64>::new(
+        x.ncols(),
+        hidden,
+        mnist_data::CLASSES,
+        WEIGHT_INIT_STD,
+        &mut StdRng::seed_from_u64(args.seed),
+    );
     let n_params = net.params().len();
 
     // One BLAS thread per rayon worker: the workers already use every core,
@@ -95,8 +102,10 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     let evals = AtomicUsize::new(0);
     let total = 2 * n_params;
     let bar = ProgressBar::new(total as u64).with_style(
-        ProgressStyle::with_template("numerical gradient {bar:30} {pos}/{len} loss evaluations  eta {eta}")
-            .expect("a valid template"),
+        ProgressStyle::with_template(
+            "numerical gradient {bar:30} {pos}/{len} loss evaluations  eta {eta}",
+        )
+        .expect("a valid template"),
     );
     let start = Instant::now();
     let done = std::sync::atomic::AtomicBool::new(false);
@@ -118,10 +127,18 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     let numeric_time = start.elapsed();
 
     let kinks = kinks(&net, x.view(), H);
-    let outcome = judge(&grads, &numeric, &kinks, numerical_grad::Tolerance::for_dtype::<f64>());
+    let outcome = judge(
+        &grads,
+        &numeric,
+        &kinks,
+        numerical_grad::Tolerance::for_dtype::<f64>(),
+    );
     for p in &outcome.params {
         let kink_note = if p.kinks > 0 {
-            format!("  ({} at a ReLU kink, left out; with them mean |diff| {:.3e})", p.kinks, p.all.mean_abs)
+            format!(
+                "  ({} at a ReLU kink, left out; with them mean |diff| {:.3e})",
+                p.kinks, p.all.mean_abs
+            )
         } else {
             String::new()
         };
@@ -152,9 +169,15 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     );
     let tol = outcome.tol;
     if outcome.passed() {
-        println!("gradient check passed: every element within {:e} + {:e}·max(|a|, |n|)", tol.atol, tol.rtol);
+        println!(
+            "gradient check passed: every element within {:e} + {:e}·max(|a|, |n|)",
+            tol.atol, tol.rtol
+        );
     } else {
-        println!("gradient check FAILED: an element is outside {:e} + {:e}·max(|a|, |n|)", tol.atol, tol.rtol);
+        println!(
+            "gradient check FAILED: an element is outside {:e} + {:e}·max(|a|, |n|)",
+            tol.atol, tol.rtol
+        );
     }
     Ok(outcome.passed())
 }

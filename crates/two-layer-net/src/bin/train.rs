@@ -18,7 +18,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mnist_data::{Dataset, FetchOptions};
 use rand::{SeedableRng, rngs::StdRng};
 use two_layer_net::checkpoint::{self, Element};
-use two_layer_net::{Diverged, Event, History, ImageSet, TrainConfig, TwoLayerNet, WEIGHT_INIT_STD, train};
+use two_layer_net::{
+    Diverged, Event, History, ImageSet, TrainConfig, TwoLayerNet, WEIGHT_INIT_STD, train,
+};
 
 /// Train TwoLayerNet (Affine → ReLU → Affine → softmax) with mini-batch SGD,
 /// as in "Deep Learning from Scratch" §5.7.4. Defaults are the book's.
@@ -113,7 +115,10 @@ fn validate(args: &Args) -> anyhow::Result<()> {
         bail!("--hidden must be at least 1");
     }
     if !(args.weight_init_std.is_finite() && args.weight_init_std >= 0.0) {
-        bail!("--weight-init-std must be a finite number >= 0, got {}", args.weight_init_std);
+        bail!(
+            "--weight-init-std must be a finite number >= 0, got {}",
+            args.weight_init_std
+        );
     }
     Ok(())
 }
@@ -121,7 +126,8 @@ fn validate(args: &Args) -> anyhow::Result<()> {
 /// Creates `dir` and proves it writable with a temporary file, so that a bad
 /// `--out` is reported before training instead of after.
 fn prepare_out_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
     tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("--out {}: cannot write to the directory", dir.display()))?;
     Ok(())
@@ -140,7 +146,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
         opts.data_dir.clone_from(&args.data_dir);
     }
     opts.progress = Some(Arc::new(mnist_data::cli::Bar::default()));
-    let data = mnist_data::load(args.dataset, &opts).with_context(|| format!("loading {}", args.dataset.title()))?;
+    let data = mnist_data::load(args.dataset, &opts)
+        .with_context(|| format!("loading {}", args.dataset.title()))?;
     let source = data
         .files
         .first()
@@ -153,8 +160,17 @@ fn run(args: &Args) -> anyhow::Result<()> {
     }
 }
 
-fn run_with<A: Element + Send + Sync>(args: &Args, data: &mnist_data::DataSet, source: &str, out: &Path) -> anyhow::Result<()> {
-    let train_set = ImageSet::new(data.train.images(), data.train.labels(), data.train.pixels());
+fn run_with<A: Element + Send + Sync>(
+    args: &Args,
+    data: &mnist_data::DataSet,
+    source: &str,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let train_set = ImageSet::new(
+        data.train.images(),
+        data.train.labels(),
+        data.train.pixels(),
+    );
     let test_set = ImageSet::new(data.test.images(), data.test.labels(), data.test.pixels());
     let input = train_set.features();
     let config = TrainConfig {
@@ -163,7 +179,13 @@ fn run_with<A: Element + Send + Sync>(args: &Args, data: &mnist_data::DataSet, s
         lr: args.lr,
     };
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let mut net = TwoLayerNet::<A>::new(input, args.hidden, mnist_data::CLASSES, args.weight_init_std, &mut rng);
+    let mut net = TwoLayerNet::<A>::new(
+        input,
+        args.hidden,
+        mnist_data::CLASSES,
+        args.weight_init_std,
+        &mut rng,
+    );
 
     println!(
         "TwoLayerNet({input}, {}, {}) on {} ({} train / {} test images, from {source})",
@@ -174,7 +196,7 @@ fn run_with<A: Element + Send + Sync>(args: &Args, data: &mnist_data::DataSet, s
         test_set.len(),
     );
     println!(
-        "{} iterations, batch {}, lr {}, weight_init_std {}, seed {}, {}, {} backend ({} BLAS threads)",
+        "{} iterations, batch {}, lr {}, weight_init_std {}, seed {}, {}, {} backend (BLAS threads: {})",
         args.iters,
         args.batch_size,
         args.lr,
@@ -186,8 +208,10 @@ fn run_with<A: Element + Send + Sync>(args: &Args, data: &mnist_data::DataSet, s
     );
 
     let bar = ProgressBar::new(args.iters as u64).with_style(
-        ProgressStyle::with_template("{bar:30} {pos:>6}/{len} it  loss {msg}  {per_sec}  eta {eta}")
-            .expect("a valid template"),
+        ProgressStyle::with_template(
+            "{bar:30} {pos:>6}/{len} it  loss {msg}  {per_sec}  eta {eta}",
+        )
+        .expect("a valid template"),
     );
     let start = Instant::now();
     let mut last_draw = Instant::now();
@@ -218,7 +242,8 @@ fn run_with<A: Element + Send + Sync>(args: &Args, data: &mnist_data::DataSet, s
         Ok(history) => history,
         Err(diverged) => {
             write_history(out, &diverged.history)?;
-            return Err(anyhow::Error::new(diverged.clone())).with_context(|| diverged_note(out, &diverged));
+            return Err(anyhow::Error::new(diverged.clone()))
+                .with_context(|| diverged_note(out, &diverged));
         }
     };
     let final_train = two_layer_net::accuracy(&net, train_set);
@@ -289,7 +314,8 @@ fn write_history(out: &Path, history: &History) -> anyhow::Result<()> {
     checkpoint::write_atomically(&out.join("loss.csv"), loss.as_bytes())?;
     let mut acc = String::from("epoch,iteration,train_acc,test_acc\n");
     for e in &history.epochs {
-        writeln!(acc, "{},{},{},{}", e.epoch, e.iter, e.train_acc, e.test_acc).expect("writing to a String");
+        writeln!(acc, "{},{},{},{}", e.epoch, e.iter, e.train_acc, e.test_acc)
+            .expect("writing to a String");
     }
     checkpoint::write_atomically(&out.join("accuracy.csv"), acc.as_bytes())?;
     Ok(())

@@ -28,25 +28,43 @@ fn refused(args: &[&str], message: &str) {
     }
     let (ok, stdout, stderr) = train(&all);
     assert!(!ok, "{args:?} was accepted:\n{stdout}{stderr}");
-    assert!(stderr.contains(message), "{args:?}: expected {message:?} in:\n{stderr}");
+    assert!(
+        stderr.contains(message),
+        "{args:?}: expected {message:?} in:\n{stderr}"
+    );
     // Refused before any work: nothing trained, nothing written.
-    assert!(!stdout.contains("TwoLayerNet("), "{args:?} started work:\n{stdout}");
+    assert!(
+        !stdout.contains("TwoLayerNet("),
+        "{args:?} started work:\n{stdout}"
+    );
     assert!(!out.join("loss.csv").exists());
 }
 
 #[test]
 fn bad_flags_are_refused_before_any_work() {
     refused(&["--batch-size", "0"], "--batch-size must be at least 1");
-    refused(&["--batch-size", "60001"], "--batch-size 60001 is larger than the MNIST training set (60000 images)");
+    refused(
+        &["--batch-size", "60001"],
+        "--batch-size 60001 is larger than the MNIST training set (60000 images)",
+    );
     refused(&["--lr", "0"], "--lr must be a positive finite number");
     refused(&["--lr", "-0.1"], "--lr must be a positive finite number");
     refused(&["--lr", "NaN"], "--lr must be a positive finite number");
     refused(&["--lr", "inf"], "--lr must be a positive finite number");
     refused(&["--hidden", "0"], "--hidden must be at least 1");
     refused(&["--iters", "0"], "--iters must be at least 1");
-    refused(&["--weight-init-std", "-1"], "--weight-init-std must be a finite number >= 0");
-    refused(&["--dataset", "cifar"], "unknown data set \"cifar\": expected one of mnist, fashion-mnist");
-    refused(&["--precision", "f16"], "invalid value 'f16' for '--precision <PRECISION>'");
+    refused(
+        &["--weight-init-std", "-1"],
+        "--weight-init-std must be a finite number >= 0",
+    );
+    refused(
+        &["--dataset", "cifar"],
+        "unknown data set \"cifar\": expected one of mnist, fashion-mnist",
+    );
+    refused(
+        &["--precision", "f16"],
+        "invalid value 'f16' for '--precision <PRECISION>'",
+    );
 }
 
 #[test]
@@ -57,7 +75,10 @@ fn an_unwritable_out_directory_is_reported_before_training() {
     let bad = file.join("out");
     let (ok, stdout, stderr) = train(&["--out", bad.to_str().unwrap()]);
     assert!(!ok);
-    assert!(stderr.contains(&format!("--out {}", bad.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("--out {}", bad.display())),
+        "{stderr}"
+    );
     assert!(!stdout.contains("TwoLayerNet("), "{stdout}");
 }
 
@@ -73,9 +94,19 @@ fn a_diverging_run_names_the_iteration_and_keeps_valid_files() {
     assert!(ok, "{stderr}");
     let model_before = std::fs::read(out.join("model.safetensors")).unwrap();
 
-    let (ok, _, stderr) = train(&["--iters", "500", "--lr", "1e30", "--out", out.to_str().unwrap()]);
+    let (ok, _, stderr) = train(&[
+        "--iters",
+        "500",
+        "--lr",
+        "1e30",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(!ok);
-    assert!(stderr.contains("training diverged: the loss at iteration"), "{stderr}");
+    assert!(
+        stderr.contains("training diverged: the loss at iteration"),
+        "{stderr}"
+    );
     assert!(stderr.contains("try a smaller learning rate"), "{stderr}");
     let iter: usize = stderr
         .split("iteration ")
@@ -86,9 +117,16 @@ fn a_diverging_run_names_the_iteration_and_keeps_valid_files() {
     let loss_csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
     let lines: Vec<_> = loss_csv.lines().collect();
     assert_eq!(lines[0], "iteration,loss");
-    assert_eq!(lines.len(), iter + 2, "header plus one line per iteration up to the bad one");
+    assert_eq!(
+        lines.len(),
+        iter + 2,
+        "header plus one line per iteration up to the bad one"
+    );
     assert!(lines.last().unwrap().starts_with(&format!("{iter},")));
-    assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), model_before);
+    assert_eq!(
+        std::fs::read(out.join("model.safetensors")).unwrap(),
+        model_before
+    );
     let leftovers: Vec<_> = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -99,7 +137,9 @@ fn a_diverging_run_names_the_iteration_and_keeps_valid_files() {
 
 #[test]
 fn gradcheck_binary_passes_on_real_mnist_and_prints_one_line_per_parameter() {
-    if !real_data_selected("gradcheck_binary_passes_on_real_mnist_and_prints_one_line_per_parameter") {
+    if !real_data_selected(
+        "gradcheck_binary_passes_on_real_mnist_and_prints_one_line_per_parameter",
+    ) {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_gradcheck"))
@@ -107,7 +147,11 @@ fn gradcheck_binary_passes_on_real_mnist_and_prints_one_line_per_parameter() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let firsts: Vec<_> = stdout
         .lines()
         .filter_map(|l| l.split_whitespace().next())

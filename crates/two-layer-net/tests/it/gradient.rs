@@ -1,15 +1,21 @@
 //! Backprop against the numerical gradient on small random nets.
 
 use core_layers::Labels;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayD};
 use numerical_grad::{GradCheckReport, H, Tolerance};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng, rngs::StdRng};
+use two_layer_net::TwoLayerNet;
 use two_layer_net::gradcheck::{judge, kinks};
-use two_layer_net::{PARAM_NAMES, TwoLayerNet};
 
 /// A net of the given sizes with weights of std 0.5 and a batch of inputs in [0, 1).
-fn setup(seed: u64, n: usize, i: usize, h: usize, o: usize) -> (TwoLayerNet<f64>, Array2<f64>, Array1<usize>) {
+fn setup(
+    seed: u64,
+    n: usize,
+    i: usize,
+    h: usize,
+    o: usize,
+) -> (TwoLayerNet<f64>, Array2<f64>, Array1<usize>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let net = TwoLayerNet::<f64>::new(i, h, o, 0.5, &mut rng);
     let x = Array2::from_shape_simple_fn((n, i), || rng.random::<f64>());
@@ -23,7 +29,12 @@ fn check(seed: u64, n: usize, i: usize, h: usize, o: usize) -> Result<(), TestCa
     let (loss, grads) = net.gradient(x.view(), t);
     prop_assert!((loss - net.loss(x.view(), t)).abs() < 1e-12);
     let numeric = net.numerical_gradient(x.view(), t, H);
-    let outcome = judge(&grads, &numeric, &kinks(&net, x.view(), H), Tolerance::for_dtype::<f64>());
+    let outcome = judge(
+        &grads,
+        &numeric,
+        &kinks(&net, x.view(), H),
+        Tolerance::for_dtype::<f64>(),
+    );
     for p in &outcome.params {
         prop_assert!(p.passed(), "{}: {:?}", p.judged.name, p.judged.worst);
     }
@@ -47,7 +58,10 @@ fn parallel_numerical_gradient_equals_serial_bit_for_bit() {
     let t = Labels::Classes(t.view());
     let par = net.numerical_gradient(x.view(), t, H);
     let ser = net.numerical_gradient_serial(x.view(), t, H);
-    let bits = |p: &two_layer_net::Params<f64>| p.named().map(|(_, _, v)| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    let bits = |p: &two_layer_net::Params<f64>| {
+        p.named()
+            .map(|(_, _, v)| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+    };
     assert_eq!(bits(&par), bits(&ser));
 }
 
@@ -67,10 +81,12 @@ fn f32_backprop_agrees_with_f64_numerical_as_a_smoke_check() {
     let numeric = net64.numerical_gradient(x64.view(), Labels::Classes(t.view()), H);
     let mut report = GradCheckReport::default();
     let tol = Tolerance::for_dtype::<f32>();
-    report.add(PARAM_NAMES[0], g32.w1.mapv(f64::from).view(), numeric.w1.view(), tol);
-    report.add(PARAM_NAMES[1], g32.b1.mapv(f64::from).view(), numeric.b1.view(), tol);
-    report.add(PARAM_NAMES[2], g32.w2.mapv(f64::from).view(), numeric.w2.view(), tol);
-    report.add(PARAM_NAMES[3], g32.b2.mapv(f64::from).view(), numeric.b2.view(), tol);
+    for ((name, shape, a), (_, _, n)) in g32.named().into_iter().zip(numeric.named()) {
+        let a =
+            ArrayD::from_shape_vec(shape.clone(), a.into_iter().map(f64::from).collect()).unwrap();
+        let n = ArrayD::from_shape_vec(shape, n).unwrap();
+        report.add(name, a.view(), n.view(), tol);
+    }
     assert!(report.passed(), "{report}");
     // And much closer than the f32 tolerance: f32 rounding is about 1e-7.
     assert!(report.params.iter().all(|p| p.max_abs < 1e-5), "{report}");

@@ -12,7 +12,9 @@ mod real_data;
 pub fn real_data_selected(test: &str) -> bool {
     let on = std::env::var("DLFS_REAL_DATA").is_ok_and(|v| v == "1");
     if !on {
-        eprintln!("SKIPPED {test}: set DLFS_REAL_DATA=1 (cargo xtask test does) to run it on real MNIST");
+        eprintln!(
+            "SKIPPED {test}: set DLFS_REAL_DATA=1 (cargo xtask test does) to run it on real MNIST"
+        );
     }
     on
 }

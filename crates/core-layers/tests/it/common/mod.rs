@@ -106,21 +106,33 @@ pub fn tol() -> Tolerance {
 
 /// Checks `analytic` against the numerical gradient of `f` at `x`, turning a
 /// mismatch into a proptest failure that names the parameter and the worst element.
-pub fn gradcheck<F>(name: &str, f: F, x: ArrayView2<'_, f64>, analytic: ArrayView2<'_, f64>) -> Result<GradDiff, TestCaseError>
+pub fn gradcheck<F>(
+    name: &str,
+    f: F,
+    x: ArrayView2<'_, f64>,
+    analytic: ArrayView2<'_, f64>,
+) -> Result<GradDiff, TestCaseError>
 where
     F: FnMut(ArrayView2<'_, f64>) -> f64,
 {
     let numeric = numerical_gradient(f, x, H);
-    check_gradient(name, analytic, numeric.view(), tol()).map_err(|e| TestCaseError::fail(e.to_string()))
+    check_gradient(name, analytic, numeric.view(), tol())
+        .map_err(|e| TestCaseError::fail(e.to_string()))
 }
 
 /// As [`gradcheck`] for a vector parameter.
-pub fn gradcheck_1d<F>(name: &str, f: F, x: ndarray::ArrayView1<'_, f64>, analytic: ndarray::ArrayView1<'_, f64>) -> Result<GradDiff, TestCaseError>
+pub fn gradcheck_1d<F>(
+    name: &str,
+    f: F,
+    x: ndarray::ArrayView1<'_, f64>,
+    analytic: ndarray::ArrayView1<'_, f64>,
+) -> Result<GradDiff, TestCaseError>
 where
     F: FnMut(ndarray::ArrayView1<'_, f64>) -> f64,
 {
     let numeric = numerical_gradient(f, x, H);
-    check_gradient(name, analytic, numeric.view(), tol()).map_err(|e| TestCaseError::fail(e.to_string()))
+    check_gradient(name, analytic, numeric.view(), tol())
+        .map_err(|e| TestCaseError::fail(e.to_string()))
 }
 
 /// `Σ out ⊙ r`: a scalar whose gradient with respect to `out` is `r`, so that a

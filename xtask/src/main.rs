@@ -115,7 +115,15 @@ fn run_binary(
 /// `cargo test --workspace` with the real-data tests selected.
 fn run_tests(args: &[OsString]) -> anyhow::Result<ExitCode> {
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace"]);
+    cmd.arg("test");
+    // `-p NAME` narrows the run; otherwise every crate is tested.
+    let narrowed = args.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a == "-p" || a == "--package" || a.starts_with("--package=")
+    });
+    if !narrowed {
+        cmd.arg("--workspace");
+    }
     cmd.arg("--manifest-path")
         .arg(project_root().join("Cargo.toml"));
     backend_flags(&mut cmd);

@@ -89,15 +89,8 @@ fn run_binary(
     blas_threads: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let mut cmd = cargo();
-    cmd.args([
-        "run",
-        "--quiet",
-        "--release",
-        "--package",
-        package,
-        "--bin",
-        bin,
-    ]);
+    // Not --quiet: a first build takes minutes, and cargo's progress says so.
+    cmd.args(["run", "--release", "--package", package, "--bin", bin]);
     cmd.arg("--manifest-path")
         .arg(project_root().join("Cargo.toml"));
     if package == "two-layer-net" {
@@ -142,6 +135,11 @@ fn backend_flags(cmd: &mut Process) -> bool {
             return false;
         }
         Ok("openblas") => return true,
+        Ok(other) if !other.is_empty() => {
+            eprintln!(
+                "xtask: DLFS_BACKEND={other} is not a backend (pure-rust or openblas); choosing by what is installed"
+            );
+        }
         _ => {}
     }
     if openblas_installed() {

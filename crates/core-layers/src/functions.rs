@@ -228,9 +228,14 @@ pub fn argmax_rows<A: NdFloat>(y: ArrayView2<'_, A>) -> Array1<usize> {
         .collect()
 }
 
-/// Checks that `t` has one target per row of a `(n, classes)` prediction.
+/// Checks that `t` has one target per row of a `(n, classes)` prediction,
+/// each a class below `classes`.
+///
+/// # Panics
+///
+/// If not; the message starts with `what` and names both shapes.
 #[track_caller]
-pub(crate) fn check_targets<A>(what: &str, (n, classes): (usize, usize), t: &Labels<'_, A>) {
+pub fn check_targets<A>(what: &str, (n, classes): (usize, usize), t: &Labels<'_, A>) {
     match t {
         Labels::OneHot(t) => assert!(
             t.dim() == (n, classes),

@@ -15,14 +15,16 @@ use crate::source::{Attempt, manual_instructions};
 #[non_exhaustive]
 pub enum Error {
     /// A file could not be opened, read, written or renamed.
-    #[error("{}: {action}: {source}", path.display())]
+    // The cause is part of the message and deliberately not a `source()`, so
+    // that `{:#}` chains (anyhow) do not print it twice.
+    #[error("{}: {action}: {error}", path.display())]
     Io {
         /// The file or directory concerned.
         path: PathBuf,
         /// What was being done, e.g. "cannot read".
         action: &'static str,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// The IDX magic number is not the one expected for this kind of file.
@@ -119,12 +121,12 @@ pub enum Error {
     },
 
     /// The file starts like gzip but does not decompress.
-    #[error("{}: corrupt gzip data: {source}", path.display())]
+    #[error("{}: corrupt gzip data: {error}", path.display())]
     Gzip {
         /// The file.
         path: PathBuf,
         /// The decoder's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// The decompressed content is larger than the expected file.
@@ -211,7 +213,7 @@ impl Error {
         Error::Io {
             path: path.into(),
             action,
-            source,
+            error: source,
         }
     }
 }

@@ -92,7 +92,7 @@ impl RawReader<'_> {
         if self.gz && !self.source_failed.get() {
             Error::Gzip {
                 path: self.path.clone(),
-                source: e,
+                error: e,
             }
         } else {
             Error::io(&self.path, "cannot read", e)

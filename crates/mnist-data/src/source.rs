@@ -591,9 +591,9 @@ fn download_with(
         // A read error here is the network's (the decoder's are Error::Gzip).
         Error::Io {
             action: "cannot read",
-            source,
+            error,
             ..
-        } => failed(format!("transfer failed: {source}")),
+        } => failed(format!("transfer failed: {error}")),
         other => other,
     })
 }

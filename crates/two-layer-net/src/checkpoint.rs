@@ -17,21 +17,23 @@ use crate::Params;
 /// Why a model file could not be written or read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    // Causes are part of the messages and deliberately not `source()`s, so
+    // that `{:#}` chains (anyhow) do not print them twice.
     /// The file system refused.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a valid safetensors file (e.g. truncated or foreign).
-    #[error("{}: not a valid safetensors model file: {source}", path.display())]
+    #[error("{}: not a valid safetensors model file: {error}", path.display())]
     Format {
         /// The file.
         path: PathBuf,
         /// What the safetensors parser said.
-        source: safetensors::SafeTensorError,
+        error: safetensors::SafeTensorError,
     },
     /// A parameter is missing.
     #[error("{}: no tensor named {name} (a model holds W1, b1, W2, b2)", path.display())]
@@ -101,18 +103,54 @@ impl Element for f64 {
 /// directory, then renamed over `path`. A reader never sees a half-written
 /// file, and an interrupted write leaves the old file as it was.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.to_owned(),
-        source,
-    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    tmp.write_all(bytes).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    tmp.persist(path).map_err(|e| io(e.error))?;
+    let name = path.file_name().map(Path::new).unwrap_or(path);
+    write_set_atomically(dir, &[(name.to_str().unwrap_or_default(), bytes)]).map_err(|e| match e {
+        CheckpointError::Io { error, .. } => CheckpointError::Io {
+            path: path.to_owned(),
+            error,
+        },
+        other => other,
+    })
+}
+
+/// Writes several files into `dir` as a set: each goes to a temporary file
+/// first, and only when all are complete and synced are they renamed into
+/// place, in order. A failure before that leaves every existing file as it was.
+pub fn write_set_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), CheckpointError> {
+    let mut staged = Vec::with_capacity(files.len());
+    for &(name, bytes) in files {
+        let path = dir.join(name);
+        let io = |error| CheckpointError::Io {
+            path: path.clone(),
+            error,
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".dlfs-tmp-")
+            .tempfile_in(dir)
+            .map_err(io)?;
+        tmp.write_all(bytes).map_err(io)?;
+        tmp.as_file().sync_all().map_err(io)?;
+        // tempfile creates files readable by their owner only; outputs are
+        // ordinary files.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))
+                .map_err(io)?;
+        }
+        staged.push((tmp, path));
+    }
+    for (tmp, path) in staged {
+        tmp.persist(&path).map_err(|e| CheckpointError::Io {
+            path,
+            error: e.error,
+        })?;
+    }
     Ok(())
 }
 
@@ -156,9 +194,9 @@ pub fn save<A: Element>(
 pub fn load<A: Element>(
     path: &Path,
 ) -> Result<(Params<A>, HashMap<String, String>), CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+    let bytes = std::fs::read(path).map_err(|error| CheckpointError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?;
     from_bytes(path, &bytes)
 }
@@ -168,9 +206,9 @@ pub fn from_bytes<A: Element>(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(Params<A>, HashMap<String, String>), CheckpointError> {
-    let format = |source| CheckpointError::Format {
+    let format = |error| CheckpointError::Format {
         path: path.to_owned(),
-        source,
+        error,
     };
     let tensors = SafeTensors::deserialize(bytes).map_err(format)?;
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(format)?;

@@ -10,6 +10,9 @@
 //! `a[n, j]` by `δ`. [`kinks`] marks those parameters; [`run`] reports them
 //! with their count and judges all the others against the `f64` tolerance.
 
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+
 use core_layers::Labels;
 use core_layers::functions::affine;
 use ndarray::{Array1, Array2, ArrayView2, NdFloat};
@@ -42,10 +45,11 @@ pub fn kinks<A: NdFloat>(net: &TwoLayerNet<A>, x: ArrayView2<'_, A>, h: A) -> Ki
     let p = net.params();
     let a = affine(x, p.w1.view(), p.b1.view());
     let h = h.to_f64().expect("h is a number") * (1.0 + 1e-6);
-    let crosses = |a: A, step: f64| a.to_f64().unwrap_or(0.0).abs() <= h * step.abs();
+    let crosses =
+        |a: A, step: f64| a.to_f64().expect("a float converts to f64").abs() <= h * step.abs();
     let w1 = Array2::from_shape_fn(p.w1.dim(), |(i, j)| {
         (0..x.nrows()).any(|n| {
-            let xi = x[[n, i]].to_f64().unwrap_or(0.0);
+            let xi = x[[n, i]].to_f64().expect("a float converts to f64");
             xi != 0.0 && crosses(a[[n, j]], xi)
         })
     });
@@ -132,16 +136,42 @@ pub fn judge(grads: &Params<f64>, numeric: &Params<f64>, kinks: &Kinks, tol: Tol
 
 /// Runs the whole check in `f64`: backprop, the parallel numerical gradient
 /// with step `h`, kink detection and judgement with [`Tolerance::for_dtype`].
+///
+/// `evals` counts the loss evaluations of the numerical gradient as they
+/// happen (`2 · params().len()` in all), for a progress display.
 pub fn run(
     net: &mut TwoLayerNet<f64>,
     x: ArrayView2<'_, f64>,
     t: Labels<'_, f64>,
     h: f64,
-) -> Outcome {
+    evals: &AtomicUsize,
+) -> Run {
+    let start = Instant::now();
     let (_, grads) = net.gradient(x, t);
-    let numeric = net.numerical_gradient(x, t, h);
+    let backprop_time = start.elapsed();
+    let start = Instant::now();
+    let numeric = net.numerical_gradient_counted(x, t, h, evals);
+    let numerical_time = start.elapsed();
     let kinks = kinks(net, x, h);
-    judge(&grads, &numeric, &kinks, Tolerance::for_dtype::<f64>())
+    Run {
+        outcome: judge(&grads, &numeric, &kinks, Tolerance::for_dtype::<f64>()),
+        kinks: kinks.count(),
+        backprop_time,
+        numerical_time,
+    }
+}
+
+/// What [`run`] measured.
+#[derive(Clone, Debug)]
+pub struct Run {
+    /// The judgement.
+    pub outcome: Outcome,
+    /// Parameters at a ReLU kink, in all.
+    pub kinks: usize,
+    /// Time of the backprop gradient.
+    pub backprop_time: Duration,
+    /// Time of the numerical gradient.
+    pub numerical_time: Duration,
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `TwoLayerNet` (DLFS §5.7.2): Affine → Relu → Affine → SoftmaxWithLoss.
 
-use core_layers::functions::{affine, argmax_rows, relu};
+use core_layers::functions::{affine, argmax_rows, check_targets, relu};
 use core_layers::{Affine, Labels, Layer, Relu, SoftmaxWithLoss, softmax_cross_entropy};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, NdFloat};
 use numerical_grad::{numerical_gradient, numerical_gradient_par};
@@ -213,9 +213,15 @@ impl<A: NdFloat> TwoLayerNet<A> {
     }
 
     /// The number of rows whose highest score is the target class.
+    ///
+    /// # Panics
+    ///
+    /// If `x` or `t` do not fit the network.
     #[track_caller]
     pub fn correct(&self, x: ArrayView2<'_, A>, t: Labels<'_, A>) -> usize {
-        let y = argmax_rows(self.predict(x).view());
+        let scores = self.predict(x);
+        check_targets("TwoLayerNet::accuracy", scores.dim(), &t);
+        let y = argmax_rows(scores.view());
         match t {
             Labels::Classes(t) => y.iter().zip(t.iter()).filter(|(a, b)| a == b).count(),
             Labels::OneHot(t) => y
@@ -261,10 +267,15 @@ impl<A: NdFloat> TwoLayerNet<A> {
     /// If `grads` does not have the parameters' shapes.
     #[track_caller]
     pub fn sgd_step(&mut self, grads: &Params<A>, lr: A) {
+        // `scaled_add` would broadcast a wrongly shaped gradient silently.
         let (w1, b1) = self.affine1.params_mut();
+        check_grad_shape("W1", w1.shape(), grads.w1.shape());
+        check_grad_shape("b1", b1.shape(), grads.b1.shape());
         w1.scaled_add(-lr, &grads.w1);
         b1.scaled_add(-lr, &grads.b1);
         let (w2, b2) = self.affine2.params_mut();
+        check_grad_shape("W2", w2.shape(), grads.w2.shape());
+        check_grad_shape("b2", b2.shape(), grads.b2.shape());
         w2.scaled_add(-lr, &grads.w2);
         b2.scaled_add(-lr, &grads.b2);
     }
@@ -332,6 +343,14 @@ impl<A: NdFloat> TwoLayerNet<A> {
             b2: numerical_gradient(|b2| loss_of(x, t, w1, b1, w2, b2), b2, h),
         }
     }
+}
+
+#[track_caller]
+fn check_grad_shape(name: &str, param: &[usize], grad: &[usize]) {
+    assert!(
+        param == grad,
+        "TwoLayerNet::sgd_step: the gradient of {name} has shape {grad:?} but {name} has shape {param:?}"
+    );
 }
 
 /// The loss as a pure function of the parameters, for the numerical gradient.
@@ -424,6 +443,35 @@ mod tests {
         assert_eq!(net.accuracy(x.view(), Labels::Classes(t.view())), 0.75);
         let hot = Array2::from_shape_fn((4, 3), |(i, k)| if t[i] == k { 1.0 } else { 0.0 });
         assert_eq!(net.accuracy(x.view(), Labels::OneHot(hot.view())), 0.75);
+    }
+
+    #[test]
+    #[should_panic(expected = "the gradient of b1 has shape [1] but b1 has shape [2]")]
+    fn sgd_step_refuses_a_gradient_it_would_broadcast() {
+        let p = Params {
+            w1: array![[1.0_f64, 2.0]],
+            b1: array![0.5, -0.5],
+            w2: array![[1.0], [1.0]],
+            b2: array![0.0],
+        };
+        let mut g = p.clone();
+        g.b1 = array![1.0];
+        TwoLayerNet::from_params(p).sgd_step(&g, 0.1);
+    }
+
+    #[test]
+    #[should_panic(expected = "predictions have shape [2, 3] but targets are class indices [1]")]
+    fn accuracy_refuses_targets_that_do_not_match() {
+        let net = TwoLayerNet::from_params(Params {
+            w1: Array2::<f64>::eye(3),
+            b1: Array1::zeros(3),
+            w2: Array2::eye(3),
+            b2: Array1::zeros(3),
+        });
+        net.accuracy(
+            Array2::zeros((2, 3)).view(),
+            Labels::Classes(array![0].view()),
+        );
     }
 
     #[test]

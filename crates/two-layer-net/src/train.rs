@@ -121,10 +121,12 @@ impl TrainConfig {
     }
 
     /// Iterations per epoch: `max(train_size / batch_size, 1)`, with integer
-    /// division (the book divides floats, which for batch sizes that do not
-    /// divide 60,000 evaluates at fractional "iterations" it never reaches).
+    /// division. The book divides floats, so for a batch size that does not
+    /// divide the training set (e.g. 128: 468.75) `i % iter_per_epoch == 0`
+    /// holds only at the multiples of 468.75 that are whole numbers, every 4
+    /// epochs; here an epoch is always a whole number of iterations.
     pub fn iters_per_epoch(&self, train_size: usize) -> usize {
-        (train_size / self.batch_size.max(1)).max(1)
+        (train_size / self.batch_size).max(1)
     }
 }
 
@@ -179,7 +181,8 @@ impl std::fmt::Display for Diverged {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "training diverged: the loss at iteration {} is {}; try a smaller learning rate",
+            "training diverged: the loss at iteration {} is {}; try a smaller learning rate \
+             (or smaller initial weights, if it diverged at once)",
             self.iter, self.loss
         )
     }
@@ -256,7 +259,8 @@ where
     let lr = A::from(config.lr).expect("the learning rate is representable");
     let per_epoch = config.iters_per_epoch(train.len());
     let mut history = History {
-        losses: Vec::with_capacity(config.iters),
+        // Capped so that an absurd iteration count cannot abort the allocation.
+        losses: Vec::with_capacity(config.iters.min(1 << 20)),
         epochs: Vec::new(),
     };
     let mut idx = vec![0usize; config.batch_size];

@@ -53,7 +53,8 @@ struct Args {
     /// [default: $DLFS_DATA_DIR, else the cache, the mirrors and the package sources].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Directory for loss.csv, accuracy.csv and model.safetensors [default: runs/<dataset>].
+    /// Directory for loss.csv, accuracy.csv and model.safetensors
+    /// [default: `runs/<dataset>` in the current directory].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Floating-point precision of the network.
@@ -87,6 +88,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// The largest `--iters`: the per-iteration losses of a run are kept in
+/// memory (8 bytes each) and written to loss.csv.
+const MAX_ITERS: usize = 100_000_000;
+/// The largest `--hidden`: W1 alone is 784 × hidden floats (313 MB in f32 at this size).
+const MAX_HIDDEN: usize = 100_000;
+
 /// Refuses bad flags before any work starts.
 fn validate(args: &Args) -> anyhow::Result<()> {
     let train_size = args
@@ -97,6 +104,12 @@ fn validate(args: &Args) -> anyhow::Result<()> {
         .map_or(60_000, |f| f.count);
     if args.iters == 0 {
         bail!("--iters must be at least 1");
+    }
+    if args.iters > MAX_ITERS {
+        bail!(
+            "--iters {} is more than {MAX_ITERS}, the most a run records",
+            args.iters
+        );
     }
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
@@ -111,8 +124,19 @@ fn validate(args: &Args) -> anyhow::Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         bail!("--lr must be a positive finite number, got {}", args.lr);
     }
+    // A value that is fine in f64 can round to 0 or overflow in f32.
+    if args.precision == Precision::F32 && !((args.lr as f32).is_finite() && (args.lr as f32) > 0.0)
+    {
+        bail!(
+            "--lr {:e} is not a positive finite f32 (use --precision f64 for it)",
+            args.lr
+        );
+    }
     if args.hidden == 0 {
         bail!("--hidden must be at least 1");
+    }
+    if args.hidden > MAX_HIDDEN {
+        bail!("--hidden {} is more than {MAX_HIDDEN}", args.hidden);
     }
     if !(args.weight_init_std.is_finite() && args.weight_init_std >= 0.0) {
         bail!(
@@ -120,17 +144,46 @@ fn validate(args: &Args) -> anyhow::Result<()> {
             args.weight_init_std
         );
     }
+    if args.precision == Precision::F32 && !(args.weight_init_std as f32).is_finite() {
+        bail!(
+            "--weight-init-std {:e} overflows f32 (use --precision f64 for it)",
+            args.weight_init_std
+        );
+    }
     Ok(())
 }
 
-/// Creates `dir` and proves it writable with a temporary file, so that a bad
-/// `--out` is reported before training instead of after.
-fn prepare_out_dir(dir: &Path) -> anyhow::Result<()> {
+/// The three files a run writes, in the order they are renamed into place.
+const OUTPUTS: [&str; 3] = ["loss.csv", "accuracy.csv", "model.safetensors"];
+
+/// Creates `dir` and proves it writable with a temporary file, and checks
+/// that none of the output names is taken by something other than a file, so
+/// that a bad `--out` is reported before training instead of after. Returns
+/// whether the directory was created (and may be removed again on failure).
+fn prepare_out_dir(dir: &Path) -> anyhow::Result<bool> {
+    let flag = || format!("--out {}", dir.display());
+    if dir.exists() && !dir.is_dir() {
+        bail!("{}: exists and is not a directory", flag());
+    }
+    let created = !dir.exists();
     std::fs::create_dir_all(dir)
-        .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
+        .with_context(|| format!("{}: cannot create the directory", flag()))?;
     tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("--out {}: cannot write to the directory", dir.display()))?;
-    Ok(())
+        .with_context(|| format!("{}: cannot write to the directory", flag()))?;
+    for name in OUTPUTS
+        .iter()
+        .chain(&["diverged-loss.csv", "diverged-accuracy.csv"])
+    {
+        let path = dir.join(name);
+        if path.exists() && !path.is_file() {
+            bail!(
+                "{}: {} exists and is not a regular file",
+                flag(),
+                path.display()
+            );
+        }
+    }
+    Ok(created)
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
@@ -139,15 +192,23 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(args.dataset.name()));
-    prepare_out_dir(&out)?;
+    let created = prepare_out_dir(&out)?;
 
     let mut opts = FetchOptions::from_env();
     if args.data_dir.is_some() {
         opts.data_dir.clone_from(&args.data_dir);
     }
     opts.progress = Some(Arc::new(mnist_data::cli::Bar::default()));
-    let data = mnist_data::load(args.dataset, &opts)
-        .with_context(|| format!("loading {}", args.dataset.title()))?;
+    let data = match mnist_data::load(args.dataset, &opts) {
+        Ok(data) => data,
+        Err(e) => {
+            if created {
+                // Leave no empty directory behind for a run that never started.
+                let _ = std::fs::remove_dir(&out);
+            }
+            return Err(e).with_context(|| format!("loading {}", args.dataset.title()));
+        }
+    };
     let source = data
         .files
         .first()
@@ -199,8 +260,8 @@ fn run_with<A: Element + Send + Sync>(
         "{} iterations, batch {}, lr {}, weight_init_std {}, seed {}, {}, {} backend (BLAS threads: {})",
         args.iters,
         args.batch_size,
-        args.lr,
-        args.weight_init_std,
+        short(args.lr),
+        short(args.weight_init_std),
         args.seed,
         args.precision.name(),
         core_layers::blas::BACKEND,
@@ -241,14 +302,21 @@ fn run_with<A: Element + Send + Sync>(
     let history = match result {
         Ok(history) => history,
         Err(diverged) => {
-            write_history(out, &diverged.history)?;
-            return Err(anyhow::Error::new(diverged.clone()))
-                .with_context(|| diverged_note(out, &diverged));
+            // Under their own names: the loss.csv, accuracy.csv and model of an
+            // earlier run in the same directory stay as they were, and stay a set.
+            let [loss, acc] = history_csv(&diverged.history, args.precision);
+            checkpoint::write_set_atomically(
+                out,
+                &[
+                    ("diverged-loss.csv", loss.as_bytes()),
+                    ("diverged-accuracy.csv", acc.as_bytes()),
+                ],
+            )?;
+            bail!("{diverged}\n{}", diverged_note(out, &diverged));
         }
     };
     let final_train = two_layer_net::accuracy(&net, train_set);
     let final_test = two_layer_net::accuracy(&net, test_set);
-    write_history(out, &history)?;
 
     let mut meta = HashMap::new();
     let files = data
@@ -277,7 +345,19 @@ fn run_with<A: Element + Send + Sync>(
         meta.insert(k.to_owned(), v);
     }
     let model = out.join("model.safetensors");
-    checkpoint::save(&model, &net.into_params(), &meta)?;
+    // All three files are written to temporary names first and renamed only
+    // when every one is complete, so a failure leaves the set of an earlier
+    // run as it was.
+    let [loss, acc] = history_csv(&history, args.precision);
+    let model_bytes = checkpoint::to_bytes(&net.into_params(), &meta);
+    checkpoint::write_set_atomically(
+        out,
+        &[
+            (OUTPUTS[0], loss.as_bytes()),
+            (OUTPUTS[1], acc.as_bytes()),
+            (OUTPUTS[2], &model_bytes),
+        ],
+    )?;
 
     println!(
         "final: train acc {final_train:.4}, test acc {final_test:.4} | {} iterations in {:.2} s ({:.0} it/s)",
@@ -294,29 +374,43 @@ fn run_with<A: Element + Send + Sync>(
     Ok(())
 }
 
+/// A number as the user would write it: `0.1`, not a 300-digit expansion of `1e300`.
+fn short(x: f64) -> String {
+    if x != 0.0 && !(1e-4..1e6).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
 fn diverged_note(out: &Path, d: &Diverged) -> String {
     format!(
-        "stopped at iteration {}; wrote the {} losses and {} epoch records so far to {} (no model saved)",
+        "stopped at iteration {}; wrote the losses ({}) and epoch accuracies ({}) so far to {} and {}; \
+         no model saved, and the files of earlier runs there are untouched",
         d.iter,
         d.history.losses.len(),
         d.history.epochs.len(),
-        out.display()
+        out.join("diverged-loss.csv").display(),
+        out.join("diverged-accuracy.csv").display(),
     )
 }
 
-/// Writes `loss.csv` (iteration, loss) and `accuracy.csv` (epoch, iteration,
-/// train_acc, test_acc), each atomically.
-fn write_history(out: &Path, history: &History) -> anyhow::Result<()> {
+/// The contents of `loss.csv` (iteration, loss) and `accuracy.csv` (epoch,
+/// iteration, train_acc, test_acc). Losses are printed with the precision
+/// they were computed in.
+fn history_csv(history: &History, precision: Precision) -> [String; 2] {
     let mut loss = String::from("iteration,loss\n");
-    for (i, l) in history.losses.iter().enumerate() {
-        writeln!(loss, "{i},{l}").expect("writing to a String");
+    for (i, &l) in history.losses.iter().enumerate() {
+        match precision {
+            Precision::F32 => writeln!(loss, "{i},{}", l as f32),
+            Precision::F64 => writeln!(loss, "{i},{l}"),
+        }
+        .expect("writing to a String");
     }
-    checkpoint::write_atomically(&out.join("loss.csv"), loss.as_bytes())?;
     let mut acc = String::from("epoch,iteration,train_acc,test_acc\n");
     for e in &history.epochs {
         writeln!(acc, "{},{},{},{}", e.epoch, e.iter, e.train_acc, e.test_acc)
             .expect("writing to a String");
     }
-    checkpoint::write_atomically(&out.join("accuracy.csv"), acc.as_bytes())?;
-    Ok(())
+    [loss, acc]
 }

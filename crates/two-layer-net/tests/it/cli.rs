@@ -54,6 +54,22 @@ fn bad_flags_are_refused_before_any_work() {
     refused(&["--hidden", "0"], "--hidden must be at least 1");
     refused(&["--iters", "0"], "--iters must be at least 1");
     refused(
+        &["--lr", "1e-300"],
+        "--lr 1e-300 is not a positive finite f32",
+    );
+    refused(
+        &["--weight-init-std", "1e300"],
+        "--weight-init-std 1e300 overflows f32",
+    );
+    refused(
+        &["--iters", "18446744073709551615"],
+        "--iters 18446744073709551615 is more than 100000000",
+    );
+    refused(
+        &["--hidden", "100000000000"],
+        "--hidden 100000000000 is more than 100000",
+    );
+    refused(
         &["--weight-init-std", "-1"],
         "--weight-init-std must be a finite number >= 0",
     );
@@ -65,6 +81,24 @@ fn bad_flags_are_refused_before_any_work() {
         &["--precision", "f16"],
         "invalid value 'f16' for '--precision <PRECISION>'",
     );
+}
+
+#[test]
+fn output_names_taken_by_directories_are_reported_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("model.safetensors")).unwrap();
+    let (ok, stdout, stderr) = train(&["--out", dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("model.safetensors exists and is not a regular file"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("TwoLayerNet("), "{stdout}");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let (ok, _, stderr) = train(&["--out", file.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("exists and is not a directory"), "{stderr}");
 }
 
 #[test]
@@ -93,6 +127,9 @@ fn a_diverging_run_names_the_iteration_and_keeps_valid_files() {
     let (ok, _, stderr) = train(&["--iters", "20", "--out", out.to_str().unwrap()]);
     assert!(ok, "{stderr}");
     let model_before = std::fs::read(out.join("model.safetensors")).unwrap();
+    let loss_before = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    let accuracy_before = std::fs::read_to_string(out.join("accuracy.csv")).unwrap();
+    assert_eq!(loss_before.lines().count(), 21);
 
     let (ok, _, stderr) = train(&[
         "--iters",
@@ -114,7 +151,7 @@ fn a_diverging_run_names_the_iteration_and_keeps_valid_files() {
         .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|s| s.parse().ok())
         .expect("the message names the iteration");
-    let loss_csv = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    let loss_csv = std::fs::read_to_string(out.join("diverged-loss.csv")).unwrap();
     let lines: Vec<_> = loss_csv.lines().collect();
     assert_eq!(lines[0], "iteration,loss");
     assert_eq!(
@@ -123,14 +160,24 @@ fn a_diverging_run_names_the_iteration_and_keeps_valid_files() {
         "header plus one line per iteration up to the bad one"
     );
     assert!(lines.last().unwrap().starts_with(&format!("{iter},")));
-    assert_eq!(
-        std::fs::read(out.join("model.safetensors")).unwrap(),
-        model_before
-    );
+    // The earlier run's files are untouched and still a set.
+    let read = |name: &str| std::fs::read(out.join(name)).unwrap();
+    assert_eq!(read("model.safetensors"), model_before);
+    assert_eq!(read("loss.csv"), loss_before.as_bytes());
+    assert_eq!(read("accuracy.csv"), accuracy_before.as_bytes());
     let leftovers: Vec<_> = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !["loss.csv", "accuracy.csv", "model.safetensors"].contains(&n.as_str()))
+        .filter(|n| {
+            ![
+                "loss.csv",
+                "accuracy.csv",
+                "model.safetensors",
+                "diverged-loss.csv",
+                "diverged-accuracy.csv",
+            ]
+            .contains(&n.as_str())
+        })
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }

@@ -41,15 +41,25 @@ fn gradcheck_on_the_first_three_mnist_images() {
             WEIGHT_INIT_STD,
             &mut StdRng::seed_from_u64(seed),
         );
-        let outcome = gradcheck::run(&mut net, x.view(), Labels::OneHot(t.view()), H);
+        let run = gradcheck::run(
+            &mut net,
+            x.view(),
+            Labels::OneHot(t.view()),
+            H,
+            &Default::default(),
+        );
+        let outcome = run.outcome;
         let names: Vec<_> = outcome
             .params
             .iter()
             .map(|p| p.judged.name.as_str())
             .collect();
         assert_eq!(names, ["W1", "b1", "W2", "b2"]);
+        // The kink counts depend on the exact initial weights, i.e. on the
+        // rand / rand_distr versions pinned in Cargo.lock.
         let kinks: usize = outcome.params.iter().map(|p| p.kinks).sum();
         assert_eq!(kinks, expected_kinks, "seed {seed}");
+        assert_eq!(run.kinks, expected_kinks);
         for p in &outcome.params {
             assert!(
                 p.passed(),

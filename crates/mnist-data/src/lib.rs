@@ -6,7 +6,8 @@
 //! - `core-layers`: the layers of DLFS §5 (`Affine`, `Relu`, `SoftmaxWithLoss`, ...),
 //! - `numerical-grad`: the finite-difference gradient and the gradient check,
 //! - `two-layer-net`: the network of DLFS §5.7 and its training binary, which
-//!   calls [`load`] and [`Split::batch_into`].
+//!   calls [`load`] and trains on the bytes of each [`Split`]
+//!   ([`Split::images`], [`Split::labels`]).
 //!
 //! # Where the files come from
 //!

@@ -62,16 +62,22 @@ pub enum Error {
 
     /// Bytes follow the data that the header announces.
     #[error(
-        "{}: {extra} unexpected bytes after the {expected_bytes} bytes that the header announces",
-        path.display()
+        "{}: {} after the {expected_bytes} bytes that the header announces",
+        path.display(),
+        match extra {
+            Some(n) => format!("{n} unexpected bytes"),
+            None => "unexpected data".to_owned(),
+        }
     )]
     TrailingData {
         /// The file.
         path: PathBuf,
         /// Header plus data, in bytes.
         expected_bytes: u64,
-        /// How many bytes follow (at least; counting stops early for huge files).
-        extra: u64,
+        /// How many bytes follow, when that is known cheaply: always for a
+        /// raw file, for gzip only when the excess is small (a compressed
+        /// stream would have to be decompressed to the end to count it).
+        extra: Option<u64>,
     },
 
     /// The images are not 28×28 pixels.
@@ -149,6 +155,31 @@ pub enum Error {
         got: String,
     },
 
+    /// The data directory the user named does not exist or is not a directory.
+    #[error("{}: {problem}{}", dir.display(), data_dir_origin(*from_env))]
+    DataDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What is wrong: "no such directory", "not a directory", or
+        /// `cannot read: <error>`.
+        problem: String,
+        /// Whether the path is the value of `DLFS_DATA_DIR` (rather than a
+        /// flag or the caller's choice); the message then says so.
+        from_env: bool,
+    },
+
+    /// An entry with an expected name exists but is not a regular file (a
+    /// directory, a named pipe, a socket, a device). Such an entry is never
+    /// opened, so a named pipe cannot block a run.
+    #[error("{}: {what}", path.display())]
+    NotAFile {
+        /// The entry.
+        path: PathBuf,
+        /// What it is, e.g. "is a directory, not a file" or "not a regular
+        /// file (a named pipe)".
+        what: &'static str,
+    },
+
     /// A file is missing from a directory the user named.
     #[error(
         "{}: {name} is missing (looked for {name} and {name}.gz)",
@@ -199,8 +230,10 @@ pub enum Error {
         attempts: Vec<Attempt>,
         /// The files no source could provide.
         missing: Vec<&'static str>,
-        /// The cache directory that was used.
-        cache_dir: PathBuf,
+        /// The cache directory that was used; `None` when it cannot be used
+        /// (it is a file, or cannot be created), so the report does not
+        /// suggest putting files there.
+        cache_dir: Option<PathBuf>,
     },
 }
 
@@ -215,6 +248,14 @@ impl Error {
             action,
             error: source,
         }
+    }
+}
+
+fn data_dir_origin(from_env: bool) -> String {
+    if from_env {
+        format!(" (the value of {})", crate::source::ENV_DATA_DIR)
+    } else {
+        String::new()
     }
 }
 
@@ -237,7 +278,7 @@ struct AllSourcesFailedDisplay<'a> {
     dataset: Dataset,
     attempts: &'a [Attempt],
     missing: &'a [&'static str],
-    cache_dir: &'a PathBuf,
+    cache_dir: &'a Option<PathBuf>,
 }
 
 impl fmt::Display for AllSourcesFailedDisplay<'_> {
@@ -255,6 +296,10 @@ impl fmt::Display for AllSourcesFailedDisplay<'_> {
         for a in self.attempts {
             writeln!(f, "  - {a}")?;
         }
-        write!(f, "{}", manual_instructions(self.dataset, self.cache_dir))
+        write!(
+            f,
+            "{}",
+            manual_instructions(self.dataset, self.cache_dir.as_deref())
+        )
     }
 }

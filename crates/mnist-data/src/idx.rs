@@ -57,7 +57,18 @@ pub fn parse_idx_labels(path: &Path, bytes: &[u8]) -> Result<Idx, Error> {
 
 /// Reads and parses an IDX file (raw or gzip), returning it and the SHA-256
 /// (lowercase hex) of its raw content, both from a single streaming pass.
+///
+/// Only a regular file (symlinks followed) is opened: a named pipe or a
+/// directory is an [`Error::NotAFile`], and opening a pipe would block.
 pub fn read_idx_file(path: &Path, kind: FileKind) -> Result<(Idx, String), Error> {
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        return Err(Error::NotAFile {
+            path: path.to_owned(),
+            what: describe_file_type(&meta.file_type()),
+        });
+    }
     let file = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
     let len = file
         .metadata()
@@ -156,6 +167,27 @@ pub(crate) fn sniff<'a, R: Read + 'a>(
     ))
 }
 
+/// What an entry that is not a regular file is, for [`Error::NotAFile`].
+pub(crate) fn describe_file_type(t: &std::fs::FileType) -> &'static str {
+    if t.is_dir() {
+        return "is a directory, not a file";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "not a regular file (a named pipe)";
+        }
+        if t.is_socket() {
+            return "not a regular file (a socket)";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "not a regular file (a device)";
+        }
+    }
+    "not a regular file"
+}
+
 /// Hashes everything read through it.
 pub(crate) struct HashingReader<R> {
     pub(crate) inner: R,
@@ -228,6 +260,9 @@ fn read_up_to(
     Ok(data)
 }
 
+/// How many bytes after the data are read to count them.
+const TRAILING_PROBE: u64 = 1 << 16;
+
 /// The core parser. `raw_len` is the length of the raw content when known
 /// (an uncompressed file or slice): then the header is checked against it
 /// before anything is allocated.
@@ -289,7 +324,7 @@ fn parse_stream(
             return Err(Error::TrailingData {
                 path: path.to_owned(),
                 expected_bytes,
-                extra: len - expected_bytes,
+                extra: Some(len - expected_bytes),
             });
         }
         _ => {}
@@ -301,14 +336,17 @@ fn parse_stream(
     if (data.len() as u64) < data_len {
         return Err(truncated(header_len + data.len() as u64));
     }
-    // Anything after the data? Count a bounded amount to report it.
-    let mut extra = [0u8; 4096];
-    let n = read_full(&mut r, &mut extra)?;
-    if n > 0 {
+    // Anything after the data? (Only a stream of unknown length gets here
+    // with some: a raw file's excess was caught from its length above.) A
+    // short excess is counted; a gzip stream may inflate to gigabytes, so past
+    // a bound the error only says that there is more.
+    let extra = io::copy(&mut r.by_ref().take(TRAILING_PROBE + 1), &mut io::sink())
+        .map_err(|e| r.inner.error(e))?;
+    if extra > 0 {
         return Err(Error::TrailingData {
             path: path.to_owned(),
             expected_bytes,
-            extra: n as u64,
+            extra: (extra <= TRAILING_PROBE).then_some(extra),
         });
     }
     let bad_label = match kind {

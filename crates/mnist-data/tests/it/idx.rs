@@ -243,13 +243,100 @@ fn trailing_bytes_are_rejected() {
     raw.extend([1, 2, 3]);
     check(
         parse_idx_labels(Path::new("long"), &raw),
-        |e| matches!(e, Error::TrailingData { extra: 3, .. }),
+        |e| matches!(e, Error::TrailingData { extra: Some(3), .. }),
         &["long", "3 unexpected bytes"],
     );
+    // A short excess in a gzip stream is counted too.
     check(
         parse_idx_labels(Path::new("long.gz"), &gz(&raw)),
-        |e| matches!(e, Error::TrailingData { .. }),
-        &["long.gz"],
+        |e| matches!(e, Error::TrailingData { extra: Some(3), .. }),
+        &["long.gz: 3 unexpected bytes after the 13 bytes"],
+    );
+}
+
+#[test]
+fn a_long_excess_in_a_gzip_stream_is_not_miscounted() {
+    // 1 MB of zeros after the data compresses to 1 kB; the parser must not
+    // decompress it all to count it, and must not report its probe size as
+    // the count either.
+    let mut raw = labels(5);
+    raw.resize(raw.len() + (1 << 20), 0);
+    check(
+        parse_idx_labels(Path::new("long.gz"), &gz(&raw)),
+        |e| {
+            matches!(
+                e,
+                Error::TrailingData {
+                    extra: None,
+                    expected_bytes: 13,
+                    ..
+                }
+            )
+        },
+        &["long.gz: unexpected data after the 13 bytes that the header announces"],
+    );
+    let msg = parse_idx_labels(Path::new("long.gz"), &gz(&raw))
+        .unwrap_err()
+        .to_string();
+    assert!(!msg.contains("unexpected bytes"), "{msg}");
+}
+
+/// The message and its causes, as `{:#}` (anyhow) prints them.
+fn chain(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        s += &format!(": {c}");
+        cause = c.source();
+    }
+    s
+}
+
+#[test]
+fn a_truncated_gzip_file_names_the_cause_once() {
+    let bytes = gz(&images(200, 28, 28));
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("cut.gz");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = read_idx_file(&path, FileKind::Images).unwrap_err();
+    assert!(matches!(err, Error::Gzip { .. }), "{err:?}");
+    assert_eq!(
+        chain(&err),
+        format!(
+            "{}: corrupt gzip data: incomplete deflate stream",
+            path.display()
+        )
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_is_refused_without_opening_it() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("fifo");
+    crate::fixtures::mkfifo(&path);
+    // Opening a pipe with no writer blocks: run in a thread, fail on a timeout.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.clone();
+    std::thread::spawn(move || tx.send(read_idx_file(&p, FileKind::Labels)).unwrap());
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("read_idx_file blocked on a named pipe");
+    check(
+        result,
+        |e| matches!(e, Error::NotAFile { .. }),
+        &[&format!(
+            "{}: not a regular file (a named pipe)",
+            path.display()
+        )],
+    );
+    check(
+        read_idx_file(dir.path(), FileKind::Labels),
+        |e| matches!(e, Error::NotAFile { .. }),
+        &[&format!(
+            "{}: is a directory, not a file",
+            dir.path().display()
+        )],
     );
 }
 

@@ -13,7 +13,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", about = "Tasks of the dlfs-rs workspace")]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Tasks of the dlfs-rs workspace"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,7 +48,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Run every test, including those on real MNIST (fetched first).
+    /// Run every test, including those on real MNIST (which the tests fetch
+    /// when it is not cached).
     #[command(disable_help_flag = true)]
     Test {
         /// Extra arguments for `cargo test`, e.g. -p core-layers.
@@ -181,6 +186,25 @@ fn openblas_installed() -> bool {
 fn cargo() -> Process {
     let mut cmd = Process::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.env("CARGO_TARGET_DIR", target_dir());
+    // `cargo run` gave this process the variables of the xtask package. Passed
+    // on, they reach build scripts that watch them (ring's does) and force a
+    // rebuild every time one switches between plain cargo and cargo xtask.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let package_var = key.starts_with("CARGO_PKG_")
+            || matches!(
+                key.as_ref(),
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+            );
+        if package_var {
+            cmd.env_remove(key.as_ref());
+        }
+    }
     cmd
 }
 

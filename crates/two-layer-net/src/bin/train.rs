@@ -23,7 +23,7 @@ use two_layer_net::{
 };
 
 /// Train TwoLayerNet (Affine → ReLU → Affine → softmax) with mini-batch SGD,
-/// as in "Deep Learning from Scratch" §5.7.4. Defaults are the book's.
+/// as in "Deep Learning from Scratch" §5.7.4, with the book's defaults
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -256,16 +256,23 @@ fn run_with<A: Element + Send + Sync>(
         train_set.len(),
         test_set.len(),
     );
+    let backend = if cfg!(feature = "blas") {
+        format!(
+            "{} backend, {} BLAS thread(s)",
+            core_layers::blas::BACKEND,
+            core_layers::blas::num_threads()
+        )
+    } else {
+        format!("{} backend", core_layers::blas::BACKEND)
+    };
     println!(
-        "{} iterations, batch {}, lr {}, weight_init_std {}, seed {}, {}, {} backend (BLAS threads: {})",
+        "{} iterations, batch {}, lr {}, weight_init_std {}, seed {}, {}, {backend}",
         args.iters,
         args.batch_size,
         short(args.lr),
         short(args.weight_init_std),
         args.seed,
         args.precision.name(),
-        core_layers::blas::BACKEND,
-        core_layers::blas::num_threads(),
     );
 
     let bar = ProgressBar::new(args.iters as u64).with_style(

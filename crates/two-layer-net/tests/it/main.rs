@@ -12,7 +12,11 @@ mod real_data;
 pub fn real_data_selected(test: &str) -> bool {
     let on = std::env::var("DLFS_REAL_DATA").is_ok_and(|v| v == "1");
     if !on {
-        eprintln!(
+        // Straight to stderr: the test harness captures eprintln!, and a skip
+        // must be seen.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "SKIPPED {test}: set DLFS_REAL_DATA=1 (cargo xtask test does) to run it on real MNIST"
         );
     }

@@ -463,6 +463,7 @@ fn resolve(
                         .strip_prefix(&format!("{url}: "))
                         .unwrap_or(&msg)
                         .to_owned();
+                    opts.note(&format!("  failed: {reason}"));
                     attempts.push(Attempt {
                         source: Source::Download(url),
                         reason,
@@ -824,6 +825,15 @@ pub(crate) fn write_verified<R: Read>(
     tmp.as_file()
         .sync_all()
         .map_err(|e| Error::io(tmp.path(), "cannot sync", e))?;
+    // tempfile creates files readable by their owner only; a data cache is
+    // made of ordinary, world-readable files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(tmp.path(), "cannot set permissions of", e))?;
+    }
     let dest = dest_dir.join(expected.name);
     tmp.persist(&dest)
         .map_err(|e| Error::io(&dest, "cannot rename a verified file to", e.error))?;

@@ -195,8 +195,8 @@ fn run(args: &Args) -> anyhow::Result<()> {
     let created = prepare_out_dir(&out)?;
 
     let mut opts = FetchOptions::from_env();
-    if args.data_dir.is_some() {
-        opts.data_dir.clone_from(&args.data_dir);
+    if let Some(dir) = &args.data_dir {
+        opts.set_data_dir(dir);
     }
     opts.progress = Some(Arc::new(mnist_data::cli::Bar::default()));
     let data = match mnist_data::load(args.dataset, &opts) {

@@ -199,6 +199,28 @@ impl<A: NdFloat> Affine<A> {
         (self.w, self.b)
     }
 
+    /// The backward pass without `dx`: only `dW` and `db`, kept in
+    /// [`grads`](Affine::grads).
+    ///
+    /// For a first layer, whose input is data, `dx = dout·Wᵀ` is a product
+    /// as large as `dW` that nobody reads.
+    ///
+    /// # Panics
+    ///
+    /// As [`Layer::backward`].
+    #[track_caller]
+    pub fn backward_params(&mut self, dout: ArrayView2<'_, A>) {
+        let x = self
+            .x
+            .as_ref()
+            .expect("Affine::backward called before forward");
+        check_dout("Affine", dout.dim(), (x.nrows(), self.w.ncols()));
+        self.grads = Some(AffineGrads {
+            dw: x.t().dot(&dout),
+            db: dout.sum_axis(Axis(0)),
+        });
+    }
+
     /// Forward pass for an input with any number of axes, `[N, ...]`.
     ///
     /// The input is flattened to `[N, I]` with `I` the product of the other
@@ -262,17 +284,8 @@ impl<A: NdFloat> Layer<A> for Affine<A> {
 
     #[track_caller]
     fn backward(&mut self, dout: ArrayView2<'_, A>) -> Array2<A> {
-        let x = self
-            .x
-            .as_ref()
-            .expect("Affine::backward called before forward");
-        check_dout("Affine", dout.dim(), (x.nrows(), self.w.ncols()));
-        let dx = dout.dot(&self.w.t());
-        self.grads = Some(AffineGrads {
-            dw: x.t().dot(&dout),
-            db: dout.sum_axis(Axis(0)),
-        });
-        dx
+        self.backward_params(dout);
+        dout.dot(&self.w.t())
     }
 }
 
@@ -322,6 +335,22 @@ mod tests {
         let grads = affine.grads().unwrap();
         assert_eq!(grads.dw, array![[13.0, 17.0, 21.0], [18.0, 24.0, 30.0]]);
         assert_eq!(grads.db, array![5.0, 7.0, 9.0]);
+    }
+
+    #[test]
+    fn backward_params_gives_the_same_gradients_as_backward() {
+        let mut a = Affine::new(
+            array![[1.0_f64, 0.0, -1.0], [2.0, 1.0, 0.0]],
+            array![0.1, 0.2, 0.3],
+        );
+        let mut b = a.clone();
+        let x = array![[1.0, 2.0], [3.0, 4.0]];
+        let dout = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+        a.forward(x.view());
+        b.forward(x.view());
+        a.backward(dout.view());
+        b.backward_params(dout.view());
+        assert_eq!(a.grads(), b.grads());
     }
 
     #[test]

@@ -247,7 +247,8 @@ impl<A: NdFloat> TwoLayerNet<A> {
         let da2 = self.last_layer.backward();
         let dz1 = self.affine2.backward(da2.view());
         let da1 = self.relu1.backward(dz1.view());
-        self.affine1.backward(da1.view());
+        // The input is data: its gradient dx = da1·W1ᵀ would be thrown away.
+        self.affine1.backward_params(da1.view());
 
         let g1 = self.affine1.grads().expect("backward just ran");
         let g2 = self.affine2.grads().expect("backward just ran");

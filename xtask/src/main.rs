@@ -70,6 +70,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        // One BLAS thread for training unless the user says otherwise. On the
+        // 2-core VM we measured, the book's run took 6.0-6.1 s with one
+        // thread every time, and 4.5-8.0 s with two (median 6.5 s over 12
+        // runs): a 100-row batch's products gain little from a second thread,
+        // and lose a lot whenever the other core is busy.
         Command::Train { args } => run_binary("two-layer-net", "train", &args, Some("1")),
         // The checker sets one BLAS thread itself (rayon uses the cores); the
         // variable makes that hold from the start.
@@ -83,10 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// OpenBLAS is missing.
 ///
 /// `blas_threads` sets `OPENBLAS_NUM_THREADS` for the child unless the user
-/// has set it: OpenBLAS reads it once, when the library loads. One thread is
-/// the default for training because the products of a 100-image batch are
-/// too small to gain from a second thread (measured: 10.9 s with one thread,
-/// 13.7 s with two, for the book's 10,000 iterations).
+/// has set it: OpenBLAS reads it once, when the library loads.
 fn run_binary(
     package: &str,
     bin: &str,

@@ -189,6 +189,12 @@ impl<A: NdFloat> Affine<A> {
         self.grads.as_ref()
     }
 
+    /// Moves the parameter gradients of the last `backward` out of the layer
+    /// (`None` before the first, and after a take).
+    pub fn take_grads(&mut self) -> Option<AffineGrads<A>> {
+        self.grads.take()
+    }
+
     /// Mutable access to `(W, b)`, e.g. for an SGD update.
     pub fn params_mut(&mut self) -> (&mut Array2<A>, &mut Array1<A>) {
         (&mut self.w, &mut self.b)

@@ -250,13 +250,14 @@ impl<A: NdFloat> TwoLayerNet<A> {
         // The input is data: its gradient dx = da1·W1ᵀ would be thrown away.
         self.affine1.backward_params(da1.view());
 
-        let g1 = self.affine1.grads().expect("backward just ran");
-        let g2 = self.affine2.grads().expect("backward just ran");
+        // Moved out, not copied: nothing else reads them.
+        let g1 = self.affine1.take_grads().expect("backward just ran");
+        let g2 = self.affine2.take_grads().expect("backward just ran");
         let grads = Params {
-            w1: g1.dw.clone(),
-            b1: g1.db.clone(),
-            w2: g2.dw.clone(),
-            b2: g2.db.clone(),
+            w1: g1.dw,
+            b1: g1.db,
+            w2: g2.dw,
+            b2: g2.db,
         };
         (loss, grads)
     }
@@ -425,15 +426,19 @@ mod tests {
         assert_eq!(q.b2, array![-4.0]);
     }
 
-    #[test]
-    fn accuracy_counts_argmax_hits_for_both_target_kinds() {
-        // W1 = I, W2 = I: predict(x) = relu(x).
-        let net = TwoLayerNet::from_params(Params {
-            w1: Array2::<f64>::eye(3),
+    /// W1 = I, W2 = I, b = 0: predict(x) = relu(x).
+    fn identity_net() -> TwoLayerNet<f64> {
+        TwoLayerNet::from_params(Params {
+            w1: Array2::eye(3),
             b1: Array1::zeros(3),
             w2: Array2::eye(3),
             b2: Array1::zeros(3),
-        });
+        })
+    }
+
+    #[test]
+    fn accuracy_counts_argmax_hits_for_both_target_kinds() {
+        let net = identity_net();
         let x = array![
             [1.0, 0.0, 0.0],
             [0.0, 2.0, 1.0],
@@ -463,12 +468,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "predictions have shape [2, 3] but targets are class indices [1]")]
     fn accuracy_refuses_targets_that_do_not_match() {
-        let net = TwoLayerNet::from_params(Params {
-            w1: Array2::<f64>::eye(3),
-            b1: Array1::zeros(3),
-            w2: Array2::eye(3),
-            b2: Array1::zeros(3),
-        });
+        let net = identity_net();
         net.accuracy(
             Array2::zeros((2, 3)).view(),
             Labels::Classes(array![0].view()),

@@ -198,15 +198,20 @@ const EVAL_BLOCK: usize = 1_000;
 pub fn count_correct<A: NdFloat>(net: &TwoLayerNet<A>, data: ImageSet<'_>) -> usize {
     let mut x = Array2::zeros((EVAL_BLOCK.min(data.len()), data.features()));
     let mut t = Array1::zeros(x.nrows());
+    let mut idx = Vec::with_capacity(x.nrows());
     let mut correct = 0;
-    let idx: Vec<usize> = (0..data.len()).collect();
-    for block in idx.chunks(EVAL_BLOCK) {
-        let rows = block.len();
-        if t.len() != rows {
-            t = Array1::zeros(rows);
-        }
+    for start in (0..data.len()).step_by(EVAL_BLOCK) {
+        let rows = EVAL_BLOCK.min(data.len() - start);
+        idx.clear();
+        idx.extend(start..start + rows);
+        // Only the last block can be shorter.
+        t = if t.len() == rows {
+            t
+        } else {
+            Array1::zeros(rows)
+        };
         let mut xb = x.slice_mut(ndarray::s![..rows, ..]);
-        data.batch_into(block, xb.view_mut(), &mut t);
+        data.batch_into(&idx, xb.view_mut(), &mut t);
         correct += net.correct(xb.view(), Labels::Classes(t.view()));
     }
     correct

@@ -1,11 +1,13 @@
 //! The layers with a [`Layer`] implementation: [`Relu`], [`Sigmoid`], [`Affine`].
 
 use ndarray::{
-    Array1, Array2, ArrayD, ArrayView, ArrayView1, ArrayView2, Axis, Dimension, IxDyn, NdFloat, Zip,
+    Array1, Array2, ArrayD, ArrayView, ArrayView1, ArrayView2, Axis, Dimension, IxDyn, NdFloat,
+    Zip, linalg::general_mat_mul,
 };
 
-use crate::Layer;
 use crate::functions::{affine, relu, sigmoid};
+use crate::sparse::{InputPath, SparseRows, TransposeScratch, sparse_affine, sparse_t_dot_with};
+use crate::{Input, Layer};
 
 /// Panics unless `dout` has the shape of the layer's last output.
 #[track_caller]
@@ -114,12 +116,36 @@ pub struct AffineGrads<A> {
     pub db: Array1<A>,
 }
 
+/// What [`Affine`] keeps of its input for the backward pass.
+#[derive(Clone, Debug)]
+enum CachedInput<A> {
+    Dense(Array2<A>),
+    Sparse(SparseRows<A>),
+}
+
+impl<A: NdFloat> CachedInput<A> {
+    fn nrows(&self) -> usize {
+        match self {
+            CachedInput::Dense(x) => x.nrows(),
+            CachedInput::Sparse(x) => x.nrows(),
+        }
+    }
+}
+
 /// The affine layer (DLFS §5.6): `y = x·W + b`.
 ///
 /// Derivatives: `∂L/∂x = dout·Wᵀ`, `∂L/∂W = xᵀ·dout`, and `∂L/∂b` is the sum
 /// of `dout` over the batch. The products go through BLAS when the `blas`
 /// feature is on (`Wᵀ` and `xᵀ` are transposed views, passed to gemm as
 /// `CblasTrans`, never copied).
+///
+/// An input with few nonzeros (at most
+/// [`SPARSE_MAX_DENSITY`](crate::sparse::SPARSE_MAX_DENSITY) of its entries,
+/// like an MNIST batch) takes the exact sparse path instead: `x·W` and
+/// `xᵀ·dout` are computed from the nonzero entries only (see
+/// [`crate::sparse`]). [`set_input_path`](Affine::set_input_path) changes
+/// the rule; [`forward_sparse`](Affine::forward_sparse) takes an input that
+/// is already sparse.
 ///
 /// `W` has the book's `[in, out]` layout; PyTorch's `nn.Linear` and candle's
 /// `Linear` store the transpose, `[out, in]`.
@@ -145,9 +171,12 @@ pub struct AffineGrads<A> {
 pub struct Affine<A> {
     w: Array2<A>,
     b: Array1<A>,
-    x: Option<Array2<A>>,
+    x: Option<CachedInput<A>>,
     x_shape: Option<Vec<usize>>,
     grads: Option<AffineGrads<A>>,
+    path: InputPath,
+    /// Buffers of the sparse backward pass, reused from step to step.
+    scratch: TransposeScratch<A>,
 }
 
 impl<A: NdFloat> Affine<A> {
@@ -171,6 +200,8 @@ impl<A: NdFloat> Affine<A> {
             x: None,
             x_shape: None,
             grads: None,
+            path: InputPath::Auto,
+            scratch: TransposeScratch::default(),
         }
     }
 
@@ -221,10 +252,108 @@ impl<A: NdFloat> Affine<A> {
             .as_ref()
             .expect("Affine::backward called before forward");
         check_dout("Affine", dout.dim(), (x.nrows(), self.w.ncols()));
-        self.grads = Some(AffineGrads {
-            dw: x.t().dot(&dout),
-            db: dout.sum_axis(Axis(0)),
-        });
+        // The last gradients' buffers are overwritten, unless they were taken.
+        let mut g = match self.grads.take() {
+            Some(g) if g.dw.dim() == self.w.dim() => g,
+            _ => AffineGrads {
+                dw: Array2::zeros(self.w.dim()),
+                db: Array1::zeros(self.w.ncols()),
+            },
+        };
+        match x {
+            // `x.t().dot(&dout)`, into the buffer (beta = 0 overwrites it).
+            CachedInput::Dense(x) => general_mat_mul(A::one(), &x.t(), &dout, A::zero(), &mut g.dw),
+            CachedInput::Sparse(x) => {
+                sparse_t_dot_with(x, dout, g.dw.view_mut(), &mut self.scratch)
+            }
+        }
+        g.db.assign(&dout.sum_axis(Axis(0)));
+        self.grads = Some(g);
+    }
+
+    /// One SGD step with the gradients of the last backward pass:
+    /// `W ← W − lr · dW`, `b ← b − lr · db`.
+    ///
+    /// # Panics
+    ///
+    /// If there are no gradients (no backward pass since the last
+    /// [`take_grads`](Affine::take_grads)).
+    #[track_caller]
+    pub fn sgd_step(&mut self, lr: A) {
+        let g = self
+            .grads
+            .as_ref()
+            .expect("Affine::sgd_step called without gradients");
+        self.w.scaled_add(-lr, &g.dw);
+        self.b.scaled_add(-lr, &g.db);
+    }
+
+    /// Forward pass for an input already in sparse form (the sparse path,
+    /// whatever its density). The input is kept for the backward pass.
+    ///
+    /// # Panics
+    ///
+    /// If `x` does not have one column per row of `W`.
+    #[track_caller]
+    pub fn forward_sparse(&mut self, x: SparseRows<A>) -> Array2<A> {
+        let out = sparse_affine(&x, self.w.view(), self.b.view());
+        self.x_shape = Some(vec![x.nrows(), x.ncols()]);
+        self.x = Some(CachedInput::Sparse(x));
+        out
+    }
+
+    /// Forward pass for a dense or sparse [`Input`]. The input is copied for
+    /// the backward pass, into the buffers of the last one where they fit.
+    ///
+    /// # Panics
+    ///
+    /// If `x` does not have one column per row of `W`.
+    #[track_caller]
+    pub fn forward_input(&mut self, x: Input<'_, A>) -> Array2<A> {
+        match x {
+            Input::Dense(x) => self.forward(x),
+            Input::Sparse(x) => {
+                let out = sparse_affine(x, self.w.view(), self.b.view());
+                match &mut self.x {
+                    Some(CachedInput::Sparse(cached)) => cached.clone_from(x),
+                    cached => *cached = Some(CachedInput::Sparse(x.clone())),
+                }
+                self.x_shape = Some(vec![x.nrows(), x.ncols()]);
+                out
+            }
+        }
+    }
+
+    /// Sets which product a dense input goes through (default [`InputPath::Auto`]).
+    pub fn set_input_path(&mut self, path: InputPath) {
+        self.path = path;
+    }
+
+    /// Which product a dense input goes through.
+    pub fn input_path(&self) -> InputPath {
+        self.path
+    }
+
+    /// Whether the last forward pass took the sparse path (`None` before the first).
+    pub fn took_sparse_path(&self) -> Option<bool> {
+        self.x.as_ref().map(|x| matches!(x, CachedInput::Sparse(_)))
+    }
+
+    /// The dense forward pass, or the sparse one when `x` has few nonzeros.
+    #[track_caller]
+    fn forward_dense(&mut self, x: ArrayView2<'_, A>, shape: Vec<usize>) -> Array2<A> {
+        if self.path.sparse_for(x) {
+            let out = self.forward_sparse(SparseRows::from_dense(x));
+            self.x_shape = Some(shape);
+            return out;
+        }
+        let out = affine(x, self.w.view(), self.b.view());
+        match &mut self.x {
+            Some(CachedInput::Dense(cached)) if cached.dim() == x.dim() => cached.assign(&x),
+            cached => *cached = Some(CachedInput::Dense(x.to_owned())),
+        }
+        self.x_shape = Some(shape);
+        out
     }
 
     /// Forward pass for an input with any number of axes, `[N, ...]`.
@@ -254,12 +383,8 @@ impl<A: NdFloat> Affine<A> {
         );
         let flat = x
             .to_shape((n, rest))
-            .expect("a contiguous copy can always be reshaped")
-            .into_owned();
-        let out = affine(flat.view(), self.w.view(), self.b.view());
-        self.x = Some(flat);
-        self.x_shape = Some(shape);
-        out
+            .expect("a contiguous copy can always be reshaped");
+        self.forward_dense(flat.view(), shape)
     }
 
     /// Backward pass after [`forward_nd`](Affine::forward_nd): `dx` in the input's shape.
@@ -282,10 +407,7 @@ impl<A: NdFloat> Affine<A> {
 impl<A: NdFloat> Layer<A> for Affine<A> {
     #[track_caller]
     fn forward(&mut self, x: ArrayView2<'_, A>) -> Array2<A> {
-        let out = affine(x, self.w.view(), self.b.view());
-        self.x = Some(x.to_owned());
-        self.x_shape = Some(x.shape().to_vec());
-        out
+        self.forward_dense(x, x.shape().to_vec())
     }
 
     #[track_caller]

@@ -38,12 +38,56 @@ pub mod functions;
 mod layers;
 mod simple;
 mod softmax_with_loss;
+pub mod sparse;
 
 pub use layers::{Affine, AffineGrads, Relu, Sigmoid};
 pub use simple::{AddLayer, MulLayer};
 pub use softmax_with_loss::{SoftmaxWithLoss, softmax_cross_entropy};
+pub use sparse::SparseRows;
 
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2, NdFloat};
+
+/// A batch of inputs, `[N, I]`: a dense array or [`SparseRows`].
+///
+/// Functions that take `impl Into<Input>` accept an `ArrayView2` as well.
+#[derive(Clone, Copy, Debug)]
+pub enum Input<'a, A> {
+    /// A dense batch. Layers may still take their sparse path when it has
+    /// few nonzeros (see [`Affine`]).
+    Dense(ArrayView2<'a, A>),
+    /// A batch in sparse form.
+    Sparse(&'a SparseRows<A>),
+}
+
+impl<A: NdFloat> Input<'_, A> {
+    /// `N`, the number of examples.
+    pub fn nrows(&self) -> usize {
+        match self {
+            Input::Dense(x) => x.nrows(),
+            Input::Sparse(x) => x.nrows(),
+        }
+    }
+
+    /// `I`, the number of features per example.
+    pub fn ncols(&self) -> usize {
+        match self {
+            Input::Dense(x) => x.ncols(),
+            Input::Sparse(x) => x.ncols(),
+        }
+    }
+}
+
+impl<'a, A> From<ArrayView2<'a, A>> for Input<'a, A> {
+    fn from(x: ArrayView2<'a, A>) -> Self {
+        Input::Dense(x)
+    }
+}
+
+impl<'a, A> From<&'a SparseRows<A>> for Input<'a, A> {
+    fn from(x: &'a SparseRows<A>) -> Self {
+        Input::Sparse(x)
+    }
+}
 
 /// A layer with a forward pass that caches and a backward pass that uses the cache.
 ///

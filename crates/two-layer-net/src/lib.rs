@@ -19,5 +19,6 @@ mod train;
 
 pub use net::{PARAM_NAMES, Params, TwoLayerNet, WEIGHT_INIT_STD};
 pub use train::{
-    Diverged, EpochRecord, Event, History, ImageSet, TrainConfig, accuracy, count_correct, train,
+    Diverged, EpochRecord, EvalSet, Event, History, ImageSet, SparseImages, TrainConfig, accuracy,
+    count_correct, train,
 };

@@ -1,7 +1,10 @@
 //! `TwoLayerNet` (DLFS §5.7.2): Affine → Relu → Affine → SoftmaxWithLoss.
 
 use core_layers::functions::{affine, argmax_rows, check_targets, relu};
-use core_layers::{Affine, Labels, Layer, Relu, SoftmaxWithLoss, softmax_cross_entropy};
+use core_layers::sparse::{InputPath, affine_input};
+use core_layers::{
+    Affine, Input, Labels, Layer, Relu, SoftmaxWithLoss, SparseRows, softmax_cross_entropy,
+};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, NdFloat};
 use numerical_grad::{numerical_gradient, numerical_gradient_par};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -146,10 +149,16 @@ impl<A: NdFloat> TwoLayerNet<A> {
             p.w2.shape(),
             p.w1.ncols()
         );
+        let mut affine2 = Affine::new(p.w2, p.b2);
+        // The ReLU output is about half zeros, but for a product this small
+        // (N×50 by 50×10) converting it costs more than the sparse path
+        // saves: dense, 3.1 µs forward and 2.5 µs for dW2 at batch 100;
+        // sparse, 8.5 and 20 µs (BENCHMARKS.md).
+        affine2.set_input_path(InputPath::Dense);
         TwoLayerNet {
             affine1: Affine::new(p.w1, p.b1),
             relu1: Relu::default(),
-            affine2: Affine::new(p.w2, p.b2),
+            affine2,
             last_layer: SoftmaxWithLoss::default(),
         }
     }
@@ -158,6 +167,27 @@ impl<A: NdFloat> TwoLayerNet<A> {
     pub fn sizes(&self) -> (usize, usize, usize) {
         let (i, h) = self.affine1.w().dim();
         (i, h, self.affine2.w().ncols())
+    }
+
+    /// Which product the first layer uses for a dense input (see
+    /// [`Affine`]): by default the sparse path for mostly-zero inputs such as
+    /// MNIST images. It applies to training, prediction and the numerical
+    /// gradient alike.
+    pub fn input_path(&self) -> InputPath {
+        self.affine1.input_path()
+    }
+
+    /// Sets [`input_path`](TwoLayerNet::input_path).
+    pub fn set_input_path(&mut self, path: InputPath) {
+        self.affine1.set_input_path(path);
+    }
+
+    /// A network with a copy of the parameters and the same input path, and
+    /// none of the layers' caches: what an evaluation needs.
+    pub fn snapshot(&self) -> Self {
+        let mut net = Self::from_params(self.params());
+        net.set_input_path(self.input_path());
+        net
     }
 
     /// A copy of the parameters.
@@ -183,8 +213,12 @@ impl<A: NdFloat> TwoLayerNet<A> {
     ///
     /// If `x` does not have `input` columns.
     #[track_caller]
-    pub fn predict(&self, x: ArrayView2<'_, A>) -> Array2<A> {
-        let h = relu(affine(x, self.affine1.w(), self.affine1.b()).view());
+    pub fn predict<'x>(&self, x: impl Into<Input<'x, A>>) -> Array2<A>
+    where
+        A: 'x,
+    {
+        let path = self.input_path();
+        let h = relu(affine_input(x.into(), self.affine1.w(), self.affine1.b(), path).view());
         affine(h.view(), self.affine2.w(), self.affine2.b())
     }
 
@@ -194,7 +228,10 @@ impl<A: NdFloat> TwoLayerNet<A> {
     ///
     /// If `x` or `t` do not fit the network.
     #[track_caller]
-    pub fn loss(&self, x: ArrayView2<'_, A>, t: Labels<'_, A>) -> A {
+    pub fn loss<'x>(&self, x: impl Into<Input<'x, A>>, t: Labels<'_, A>) -> A
+    where
+        A: 'x,
+    {
         softmax_cross_entropy(self.predict(x).view(), t)
     }
 
@@ -204,7 +241,11 @@ impl<A: NdFloat> TwoLayerNet<A> {
     ///
     /// If `x` or `t` do not fit the network.
     #[track_caller]
-    pub fn accuracy(&self, x: ArrayView2<'_, A>, t: Labels<'_, A>) -> f64 {
+    pub fn accuracy<'x>(&self, x: impl Into<Input<'x, A>>, t: Labels<'_, A>) -> f64
+    where
+        A: 'x,
+    {
+        let x = x.into();
         let n = x.nrows();
         if n == 0 {
             return 0.0;
@@ -218,7 +259,10 @@ impl<A: NdFloat> TwoLayerNet<A> {
     ///
     /// If `x` or `t` do not fit the network.
     #[track_caller]
-    pub fn correct(&self, x: ArrayView2<'_, A>, t: Labels<'_, A>) -> usize {
+    pub fn correct<'x>(&self, x: impl Into<Input<'x, A>>, t: Labels<'_, A>) -> usize
+    where
+        A: 'x,
+    {
         let scores = self.predict(x);
         check_targets("TwoLayerNet::accuracy", scores.dim(), &t);
         let y = argmax_rows(scores.view());
@@ -238,18 +282,11 @@ impl<A: NdFloat> TwoLayerNet<A> {
     ///
     /// If `x` or `t` do not fit the network.
     #[track_caller]
-    pub fn gradient(&mut self, x: ArrayView2<'_, A>, t: Labels<'_, A>) -> (A, Params<A>) {
-        let a1 = self.affine1.forward(x);
-        let z1 = self.relu1.forward(a1.view());
-        let a2 = self.affine2.forward(z1.view());
-        let loss = self.last_layer.forward(a2.view(), t);
-
-        let da2 = self.last_layer.backward();
-        let dz1 = self.affine2.backward(da2.view());
-        let da1 = self.relu1.backward(dz1.view());
-        // The input is data: its gradient dx = da1·W1ᵀ would be thrown away.
-        self.affine1.backward_params(da1.view());
-
+    pub fn gradient<'x>(&mut self, x: impl Into<Input<'x, A>>, t: Labels<'_, A>) -> (A, Params<A>)
+    where
+        A: 'x,
+    {
+        let loss = self.backprop(x.into(), t);
         // Moved out, not copied: nothing else reads them.
         let g1 = self.affine1.take_grads().expect("backward just ran");
         let g2 = self.affine2.take_grads().expect("backward just ran");
@@ -260,6 +297,43 @@ impl<A: NdFloat> TwoLayerNet<A> {
             b2: g2.db,
         };
         (loss, grads)
+    }
+
+    /// One training step: backprop on `(x, t)`, then `p ← p − lr · ∂L/∂p`.
+    /// Returns the loss of the forward pass (before the update).
+    ///
+    /// The same numbers as [`gradient`](TwoLayerNet::gradient) followed by
+    /// [`sgd_step`](TwoLayerNet::sgd_step), but the gradients stay in the
+    /// layers, whose buffers the next step reuses.
+    ///
+    /// # Panics
+    ///
+    /// If `x` or `t` do not fit the network.
+    #[track_caller]
+    pub fn train_step<'x>(&mut self, x: impl Into<Input<'x, A>>, t: Labels<'_, A>, lr: A) -> A
+    where
+        A: 'x,
+    {
+        let loss = self.backprop(x.into(), t);
+        self.affine1.sgd_step(lr);
+        self.affine2.sgd_step(lr);
+        loss
+    }
+
+    /// Forward and backward passes; the gradients are left in the layers.
+    #[track_caller]
+    fn backprop(&mut self, x: Input<'_, A>, t: Labels<'_, A>) -> A {
+        let a1 = self.affine1.forward_input(x);
+        let z1 = self.relu1.forward(a1.view());
+        let a2 = self.affine2.forward(z1.view());
+        let loss = self.last_layer.forward(a2.view(), t);
+
+        let da2 = self.last_layer.backward();
+        let dz1 = self.affine2.backward(da2.view());
+        let da1 = self.relu1.backward(dz1.view());
+        // The input is data: its gradient dx = da1·W1ᵀ would be thrown away.
+        self.affine1.backward_params(da1.view());
+        loss
     }
 
     /// One SGD step: `p ← p − lr · ∂L/∂p` for each parameter (DLFS §5.7.4).
@@ -291,9 +365,14 @@ impl<A: NdFloat> TwoLayerNet<A> {
     /// rayon do not fight over the cores (and so that every product is
     /// computed by one thread, the same way in every worker).
     #[track_caller]
-    pub fn numerical_gradient(&self, x: ArrayView2<'_, A>, t: Labels<'_, A>, h: A) -> Params<A>
+    pub fn numerical_gradient<'x>(
+        &self,
+        x: impl Into<Input<'x, A>>,
+        t: Labels<'_, A>,
+        h: A,
+    ) -> Params<A>
     where
-        A: Send + Sync,
+        A: Send + Sync + 'x,
     {
         self.numerical_gradient_counted(x, t, h, &AtomicUsize::new(0))
     }
@@ -302,16 +381,19 @@ impl<A: NdFloat> TwoLayerNet<A> {
     /// to `evals` after every loss evaluation (`2 · params().len()` in all),
     /// so that another thread can show progress.
     #[track_caller]
-    pub fn numerical_gradient_counted(
+    pub fn numerical_gradient_counted<'x>(
         &self,
-        x: ArrayView2<'_, A>,
+        x: impl Into<Input<'x, A>>,
         t: Labels<'_, A>,
         h: A,
         evals: &AtomicUsize,
     ) -> Params<A>
     where
-        A: Send + Sync,
+        A: Send + Sync + 'x,
     {
+        let path = self.input_path();
+        let sparse = sparse_once(x.into(), path);
+        let x = sparse.input();
         let t = &t;
         let p = self.params();
         let (w1, b1, w2, b2) = (p.w1.view(), p.b1.view(), p.w2.view(), p.b2.view());
@@ -329,12 +411,18 @@ impl<A: NdFloat> TwoLayerNet<A> {
 
     /// As [`numerical_gradient`](TwoLayerNet::numerical_gradient), on one thread.
     #[track_caller]
-    pub fn numerical_gradient_serial(
+    pub fn numerical_gradient_serial<'x>(
         &self,
-        x: ArrayView2<'_, A>,
+        x: impl Into<Input<'x, A>>,
         t: Labels<'_, A>,
         h: A,
-    ) -> Params<A> {
+    ) -> Params<A>
+    where
+        A: 'x,
+    {
+        let path = self.input_path();
+        let sparse = sparse_once(x.into(), path);
+        let x = sparse.input();
         let t = &t;
         let p = self.params();
         let (w1, b1, w2, b2) = (p.w1.view(), p.b1.view(), p.w2.view(), p.b2.view());
@@ -355,16 +443,44 @@ fn check_grad_shape(name: &str, param: &[usize], grad: &[usize]) {
     );
 }
 
-/// The loss as a pure function of the parameters, for the numerical gradient.
+/// The input of a numerical gradient, converted to sparse form once (not
+/// once per loss evaluation) when the first layer would take its sparse path.
+enum OnceInput<'x, A> {
+    Given(Input<'x, A>),
+    Converted(SparseRows<A>),
+}
+
+impl<A: NdFloat> OnceInput<'_, A> {
+    fn input(&self) -> Input<'_, A> {
+        match self {
+            // Re-borrowed: `Input` is not covariant in its lifetime.
+            OnceInput::Given(Input::Dense(x)) => Input::Dense(x.view()),
+            OnceInput::Given(Input::Sparse(x)) => Input::Sparse(x),
+            OnceInput::Converted(x) => Input::Sparse(x),
+        }
+    }
+}
+
+fn sparse_once<A: NdFloat>(x: Input<'_, A>, path: InputPath) -> OnceInput<'_, A> {
+    match x {
+        Input::Dense(d) if path.sparse_for(d) => OnceInput::Converted(SparseRows::from_dense(d)),
+        x => OnceInput::Given(x),
+    }
+}
+
+/// The loss as a pure function of the parameters, for the numerical gradient:
+/// a whole forward pass for every evaluation.
 fn loss_of<A: NdFloat>(
-    x: ArrayView2<'_, A>,
+    x: Input<'_, A>,
     t: &Labels<'_, A>,
     w1: ArrayView2<'_, A>,
     b1: ArrayView1<'_, A>,
     w2: ArrayView2<'_, A>,
     b2: ArrayView1<'_, A>,
 ) -> A {
-    let h = relu(affine(x, w1, b1).view());
+    // A sparse input was converted once by the caller: `Dense` here only
+    // means that the dense path was chosen.
+    let h = relu(affine_input(x, w1, b1, InputPath::Dense).view());
     softmax_cross_entropy(affine(h.view(), w2, b2).view(), *t)
 }
 

@@ -2,9 +2,11 @@
 
 use std::ops::ControlFlow;
 
-use core_layers::Labels;
+use core_layers::sparse::{InputPath, SPARSE_MAX_DENSITY};
+use core_layers::{Labels, SparseRows};
 use ndarray::{Array1, Array2, ArrayViewMut2, NdFloat};
 use rand::Rng;
+use rayon::prelude::*;
 
 use crate::TwoLayerNet;
 
@@ -97,6 +99,108 @@ impl<'a> ImageSet<'a> {
             *t = usize::from(self.labels[i]);
         }
     }
+
+    /// The images by their nonzero pixels, if `path` picks the sparse path
+    /// for them: with [`InputPath::Auto`], when at most [`SPARSE_MAX_DENSITY`]
+    /// of the pixels are nonzero (19 % for MNIST). `None` otherwise, and for
+    /// rows of more than 65,536 pixels.
+    pub fn to_sparse(&self, path: InputPath) -> Option<SparseImages<'a>> {
+        if self.features > 1 << 16 || path == InputPath::Dense {
+            return None;
+        }
+        let nonzero = self.pixels.iter().filter(|&&p| p != 0).count();
+        if path == InputPath::Auto && nonzero as f64 > SPARSE_MAX_DENSITY * self.pixels.len() as f64
+        {
+            return None;
+        }
+        let mut indptr = Vec::with_capacity(self.len() + 1);
+        let mut indices = Vec::with_capacity(nonzero);
+        let mut values = Vec::with_capacity(nonzero);
+        indptr.push(0);
+        for row in self.pixels.chunks_exact(self.features) {
+            for (j, &p) in row.iter().enumerate() {
+                if p != 0 {
+                    // Below 2¹⁶: checked above.
+                    indices.push(j as u16);
+                    values.push(p);
+                }
+            }
+            indptr.push(indices.len());
+        }
+        Some(SparseImages {
+            indptr,
+            indices,
+            values,
+            dense: *self,
+        })
+    }
+}
+
+/// An [`ImageSet`] by its nonzero pixels: 3 bytes per nonzero pixel (a
+/// `u16` column and the `u8` value), 27 MB for MNIST's 70,000 images.
+#[derive(Clone, Debug)]
+pub struct SparseImages<'a> {
+    indptr: Vec<usize>,
+    indices: Vec<u16>,
+    values: Vec<u8>,
+    dense: ImageSet<'a>,
+}
+
+impl SparseImages<'_> {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.dense.len()
+    }
+
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.dense.is_empty()
+    }
+
+    /// Writes examples `idx` into `x` (cleared first; values scaled by 1/255,
+    /// exactly as [`ImageSet::batch_into`] does) and their labels into `t`.
+    ///
+    /// # Panics
+    ///
+    /// If `x` does not have one column per pixel or `t` not `[idx.len()]`.
+    #[track_caller]
+    pub fn batch_into<A: NdFloat>(
+        &self,
+        idx: &[usize],
+        x: &mut SparseRows<A>,
+        t: &mut Array1<usize>,
+    ) {
+        assert_eq!(
+            x.ncols(),
+            self.dense.features(),
+            "SparseImages::batch_into: wrong number of columns"
+        );
+        assert_eq!(
+            t.len(),
+            idx.len(),
+            "SparseImages::batch_into: wrong label buffer length"
+        );
+        // The book's `x / 255.0` for every byte value, computed once.
+        let d255 = A::from(255.0).expect("255 is representable");
+        let scaled: [A; 256] =
+            std::array::from_fn(|p| A::from(p).expect("a byte is representable") / d255);
+        x.clear();
+        // The rows are scattered over 27 MB: ask for all of them before
+        // copying any, so that their cache misses overlap.
+        for &i in idx {
+            let (start, end) = (self.indptr[i], self.indptr[i + 1]);
+            prefetch(&self.indices[start..end]);
+            prefetch(&self.values[start..end]);
+        }
+        for (&i, t) in idx.iter().zip(t.iter_mut()) {
+            let (start, end) = (self.indptr[i], self.indptr[i + 1]);
+            let values = self.values[start..end]
+                .iter()
+                .map(|&p| scaled[usize::from(p)]);
+            x.push_row(&self.indices[start..end], values);
+            *t = usize::from(self.dense.label(i));
+        }
+    }
 }
 
 /// Hyperparameters of a training run. [`TrainConfig::book`] has the book's values.
@@ -146,7 +250,8 @@ pub struct EpochRecord {
 /// What a training run recorded.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct History {
-    /// The loss of each iteration's batch, after that iteration's update.
+    /// The loss of each iteration's batch, from the forward pass of its
+    /// gradient (before that iteration's update).
     pub losses: Vec<f64>,
     /// One record per epoch.
     pub epochs: Vec<EpochRecord>,
@@ -159,7 +264,7 @@ pub enum Event<'a> {
     Iteration {
         /// Its number, from 0.
         iter: usize,
-        /// The batch loss after the update.
+        /// The batch loss, before the update.
         loss: f64,
     },
     /// An epoch's accuracies were measured.
@@ -191,48 +296,151 @@ impl std::fmt::Display for Diverged {
 impl std::error::Error for Diverged {}
 
 /// Rows per block when measuring accuracy on a whole data set: 1,000 rows
-/// of 784 `f32` are 3 MB of scratch instead of 188 MB for all 60,000.
+/// of 784 `f32` are 3 MB of scratch instead of 188 MB for all 60,000. The
+/// blocks are spread over rayon's threads.
 const EVAL_BLOCK: usize = 1_000;
 
-/// The number of examples of `data` that `net` classifies correctly.
-pub fn count_correct<A: NdFloat>(net: &TwoLayerNet<A>, data: ImageSet<'_>) -> usize {
-    let mut x = Array2::zeros((EVAL_BLOCK.min(data.len()), data.features()));
-    let mut t = Array1::zeros(x.nrows());
-    let mut idx = Vec::with_capacity(x.nrows());
-    let mut correct = 0;
-    for start in (0..data.len()).step_by(EVAL_BLOCK) {
-        let rows = EVAL_BLOCK.min(data.len() - start);
-        idx.clear();
-        idx.extend(start..start + rows);
-        // Only the last block can be shorter.
-        t = if t.len() == rows {
-            t
-        } else {
-            Array1::zeros(rows)
-        };
-        let mut xb = x.slice_mut(ndarray::s![..rows, ..]);
-        data.batch_into(&idx, xb.view_mut(), &mut t);
-        correct += net.correct(xb.view(), Labels::Classes(t.view()));
+/// Examples to evaluate: dense bytes, or the same images by their nonzeros.
+#[derive(Clone, Copy, Debug)]
+pub enum EvalSet<'s, 'a> {
+    /// Converted to a dense batch block by block.
+    Dense(ImageSet<'a>),
+    /// Converted to a sparse batch block by block.
+    Sparse(&'s SparseImages<'a>),
+}
+
+impl<'a> From<ImageSet<'a>> for EvalSet<'_, 'a> {
+    fn from(data: ImageSet<'a>) -> Self {
+        EvalSet::Dense(data)
     }
-    correct
+}
+
+impl<'s, 'a> From<&'s SparseImages<'a>> for EvalSet<'s, 'a> {
+    fn from(data: &'s SparseImages<'a>) -> Self {
+        EvalSet::Sparse(data)
+    }
+}
+
+impl EvalSet<'_, '_> {
+    fn len(&self) -> usize {
+        match self {
+            EvalSet::Dense(d) => d.len(),
+            EvalSet::Sparse(d) => d.len(),
+        }
+    }
+
+    fn features(&self) -> usize {
+        match self {
+            EvalSet::Dense(d) => d.features(),
+            EvalSet::Sparse(d) => d.dense.features(),
+        }
+    }
+}
+
+/// The number of examples of `data` that `net` classifies correctly,
+/// counted block by block on rayon's threads (a sum of integers: the same
+/// for any number of threads).
+pub fn count_correct<'s, 'a, A: NdFloat>(
+    net: &TwoLayerNet<A>,
+    data: impl Into<EvalSet<'s, 'a>>,
+) -> usize
+where
+    'a: 's,
+{
+    count_correct_on(net, data.into(), true)
+}
+
+/// [`count_correct`], on rayon's threads or on the calling one.
+fn count_correct_on<A: NdFloat>(
+    net: &TwoLayerNet<A>,
+    data: EvalSet<'_, '_>,
+    parallel: bool,
+) -> usize {
+    let blocks = data.len().div_ceil(EVAL_BLOCK);
+    let block = |b: usize| {
+        let start = b * EVAL_BLOCK;
+        let idx: Vec<usize> = (start..data.len().min(start + EVAL_BLOCK)).collect();
+        let mut t = Array1::zeros(idx.len());
+        match data {
+            EvalSet::Dense(d) => {
+                let mut x = Array2::zeros((idx.len(), data.features()));
+                d.batch_into(&idx, x.view_mut(), &mut t);
+                net.correct(x.view(), Labels::Classes(t.view()))
+            }
+            EvalSet::Sparse(d) => {
+                let mut x = SparseRows::new(data.features());
+                d.batch_into(&idx, &mut x, &mut t);
+                net.correct(&x, Labels::Classes(t.view()))
+            }
+        }
+    };
+    if parallel {
+        (0..blocks).into_par_iter().map(block).sum()
+    } else {
+        (0..blocks).map(block).sum()
+    }
 }
 
 /// Accuracy of `net` on all of `data` (0 for an empty set).
-pub fn accuracy<A: NdFloat>(net: &TwoLayerNet<A>, data: ImageSet<'_>) -> f64 {
-    if data.is_empty() {
+pub fn accuracy<'s, 'a, A: NdFloat>(net: &TwoLayerNet<A>, data: impl Into<EvalSet<'s, 'a>>) -> f64
+where
+    'a: 's,
+{
+    let data = data.into();
+    if data.len() == 0 {
         return 0.0;
     }
     count_correct(net, data) as f64 / data.len() as f64
+}
+
+/// Asks the CPU to bring `data` into its caches (no effect off x86-64).
+fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let bytes = size_of_val(data);
+        let base = data.as_ptr().cast::<i8>();
+        for offset in (0..bytes).step_by(64) {
+            // SAFETY: a prefetch is only a hint and never faults; the
+            // address is inside `data` anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
+/// The batch buffer of [`train`].
+enum Batch<A> {
+    Dense(Array2<A>),
+    Sparse(SparseRows<A>),
 }
 
 /// Trains `net` with mini-batch SGD, as DLFS §5.7.4 does.
 ///
 /// Each iteration draws `batch_size` indices uniformly with replacement from
 /// `train` (with `rng`), computes the gradient by backprop, updates
-/// `p ← p − lr · ∂L/∂p`, and records the batch loss computed after the
-/// update, as the book's loop does (`network.loss(x_batch, t_batch)` after
-/// the update). Every [`TrainConfig::iters_per_epoch`] iterations, counting
-/// from iteration 0, it measures the accuracy on all of `train` and `test`.
+/// `p ← p − lr · ∂L/∂p`, and records the batch loss. Every
+/// [`TrainConfig::iters_per_epoch`] iterations, counting from iteration 0,
+/// it measures the accuracy on all of `train` and `test` (after that
+/// iteration's update, as the book does).
+///
+/// Each evaluation runs on a second thread, on a copy of the parameters,
+/// while training goes on: the accuracies are those of the parameters at
+/// that iteration, as in the book, but the [`Event::Epoch`] reaches
+/// `observe` a few iterations later (always in order, and at most one
+/// evaluation is in flight). A `Break` returned for it stops the run there.
+///
+/// One difference from the book: the recorded loss is the one the
+/// gradient's own forward pass computed, *before* the update. The book calls
+/// `network.loss(x_batch, t_batch)` after the update, a second forward pass
+/// whose only output is that number; dropping it saves a third of each
+/// step's work and leaves the trained parameters and accuracies unchanged.
+/// The curve is the same one shifted by one update.
+///
+/// When the data are mostly zeros (MNIST: 19 % nonzero pixels; see
+/// [`ImageSet::to_sparse`]), batches are built in sparse form, so the first
+/// layer takes its exact sparse path, and the evaluations too.
 ///
 /// `observe` sees every event and may stop the run early with
 /// `ControlFlow::Break`. The same `rng` state, data and thread count give
@@ -269,45 +477,104 @@ where
         epochs: Vec::new(),
     };
     let mut idx = vec![0usize; config.batch_size];
-    let mut x = Array2::<A>::zeros((config.batch_size, train.features()));
     let mut t = Array1::<usize>::zeros(config.batch_size);
+    // MNIST-like data (mostly zeros) is kept and batched by its nonzeros, so
+    // that the first layer takes its sparse path; other data stays dense.
+    let path = net.input_path();
+    let sparse = (train.to_sparse(path), test.to_sparse(path));
+    let mut batch = match &sparse {
+        (Some(_), _) => Batch::Sparse(SparseRows::new(train.features())),
+        (None, _) => Batch::Dense(Array2::zeros((config.batch_size, train.features()))),
+    };
+    let (train_eval, test_eval): (EvalSet<'_, '_>, EvalSet<'_, '_>) = match &sparse {
+        (Some(tr), Some(te)) => (tr.into(), te.into()),
+        (Some(tr), None) => (tr.into(), test.into()),
+        (None, Some(te)) => (train.into(), te.into()),
+        (None, None) => (train.into(), test.into()),
+    };
 
-    for iter in 0..config.iters {
-        for i in idx.iter_mut() {
-            *i = rng.random_range(0..train.len());
-        }
-        train.batch_into(&idx, x.view_mut(), &mut t);
-        let (_, grads) = net.gradient(x.view(), Labels::Classes(t.view()));
-        net.sgd_step(&grads, lr);
-        let loss = net
-            .loss(x.view(), Labels::Classes(t.view()))
-            .to_f64()
-            .unwrap_or(f64::NAN);
-        history.losses.push(loss);
-        if !loss.is_finite() {
-            return Err(Diverged {
-                iter,
-                loss,
-                history,
-            });
-        }
-        if observe(Event::Iteration { iter, loss }).is_break() {
-            break;
-        }
-        if iter % per_epoch == 0 {
+    std::thread::scope(|scope| {
+        // The evaluation in flight: its epoch and iteration, and its thread.
+        let mut pending: Option<(usize, usize, std::thread::ScopedJoinHandle<'_, (f64, f64)>)> =
+            None;
+        let finish = |(epoch, iter, handle): (
+            usize,
+            usize,
+            std::thread::ScopedJoinHandle<'_, (f64, f64)>,
+        ),
+                      history: &mut History,
+                      observe: &mut F| {
+            let (train_acc, test_acc) =
+                handle.join().expect("the evaluation thread does not panic");
             let record = EpochRecord {
-                epoch: iter / per_epoch,
+                epoch,
                 iter,
-                train_acc: accuracy(net, train),
-                test_acc: accuracy(net, test),
+                train_acc,
+                test_acc,
             };
             history.epochs.push(record);
-            if observe(Event::Epoch(&record)).is_break() {
+            observe(Event::Epoch(&record))
+        };
+        for iter in 0..config.iters {
+            for i in idx.iter_mut() {
+                *i = rng.random_range(0..train.len());
+            }
+            // The loss is the one the gradient's forward pass computed, before
+            // the update (the book computes it again after the update: a second
+            // forward pass that changes nothing else).
+            let loss = match (&mut batch, &sparse.0) {
+                (Batch::Sparse(x), Some(data)) => {
+                    data.batch_into(&idx, x, &mut t);
+                    net.train_step(&*x, Labels::Classes(t.view()), lr)
+                }
+                (Batch::Dense(x), _) => {
+                    train.batch_into(&idx, x.view_mut(), &mut t);
+                    net.train_step(x.view(), Labels::Classes(t.view()), lr)
+                }
+                (Batch::Sparse(_), None) => unreachable!("a sparse batch only for sparse data"),
+            };
+            let loss = loss.to_f64().unwrap_or(f64::NAN);
+            history.losses.push(loss);
+            if !loss.is_finite() {
+                if let Some(p) = pending.take() {
+                    let _ = finish(p, &mut history, &mut observe);
+                }
+                return Err(Diverged {
+                    iter,
+                    loss,
+                    history,
+                });
+            }
+            if observe(Event::Iteration { iter, loss }).is_break() {
                 break;
             }
+            let due = iter % per_epoch == 0;
+            let done = pending.as_ref().is_some_and(|(_, _, h)| h.is_finished());
+            if due || done {
+                if let Some(p) = pending.take() {
+                    if finish(p, &mut history, &mut observe).is_break() {
+                        break;
+                    }
+                }
+            }
+            if due {
+                let snapshot = net.snapshot();
+                let handle = scope.spawn(move || {
+                    (
+                        count_correct_on(&snapshot, train_eval, false) as f64
+                            / train_eval.len().max(1) as f64,
+                        count_correct_on(&snapshot, test_eval, false) as f64
+                            / test_eval.len().max(1) as f64,
+                    )
+                });
+                pending = Some((iter / per_epoch, iter, handle));
+            }
         }
-    }
-    Ok(history)
+        if let Some(p) = pending.take() {
+            let _ = finish(p, &mut history, &mut observe);
+        }
+        Ok(history)
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,707 @@
+//! Sparse input rows and the exact sparse products of [`Affine`](crate::Affine).
+//!
+//! MNIST images are mostly background: about 19 % of the pixels of a digit
+//! are nonzero. For such an input, `x·W` is the sum, over each row's nonzero
+//! entries `x[n, j]`, of `x[n, j] · W[j, ..]`, and `∂L/∂W = xᵀ·dout` touches
+//! only the rows `j` that occur. [`SparseRows`] stores the nonzero entries of
+//! a batch row by row (CSR), and [`sparse_affine`] and [`sparse_t_dot_into`]
+//! compute the two products from it.
+//!
+//! The products are exact, not approximations: the entries left out are
+//! zeros, whose terms are exactly zero. Only the order of the additions
+//! differs from a dense gemm, so results agree to rounding (both are tested
+//! against each other and against numerical gradients).
+//!
+//! The inner loops are plain Rust (`y[k] += a · w[k]` over a row). On x86-64
+//! they are compiled a second time with AVX2 enabled and that version is
+//! picked at run time when the CPU has it; both versions do the same
+//! operations in the same order, so they give the same bits.
+
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, NdFloat};
+
+use crate::Input;
+use crate::functions::affine;
+
+/// The input density (fraction of nonzero entries) at or below which
+/// [`Affine`](crate::Affine) takes its sparse path for a dense input.
+///
+/// Measured with `cargo bench -p benches --bench layers` on 100×784 inputs
+/// times a 784×50 `W` (f32): see BENCHMARKS.md.
+pub const SPARSE_MAX_DENSITY: f64 = 0.35;
+
+/// Which product an affine layer uses for a dense input.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputPath {
+    /// The sparse path when at most [`SPARSE_MAX_DENSITY`] of the input's
+    /// entries are nonzero, the dense one otherwise.
+    #[default]
+    Auto,
+    /// Always the dense product (BLAS, or matrixmultiply without the `blas` feature).
+    Dense,
+    /// Always the sparse path (the input is converted first).
+    Sparse,
+}
+
+impl InputPath {
+    /// Whether a dense `x` goes through the sparse path.
+    pub fn sparse_for<A: NdFloat>(self, x: ArrayView2<'_, A>) -> bool {
+        match self {
+            InputPath::Auto => density(x) <= SPARSE_MAX_DENSITY,
+            InputPath::Dense => false,
+            InputPath::Sparse => true,
+        }
+    }
+}
+
+/// Rows of a matrix stored by their nonzero entries (compressed sparse rows).
+///
+/// Row `n` holds the columns `indices[indptr[n]..indptr[n + 1]]`, in
+/// increasing order, with the values at the same positions of `values`.
+///
+/// ```
+/// # use ndarray::array;
+/// # use core_layers::SparseRows;
+/// let x = array![[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]];
+/// let s = SparseRows::from_dense(x.view());
+/// assert_eq!((s.nrows(), s.ncols(), s.nnz()), (2, 3, 2));
+/// assert_eq!(s.row(0), (&[1u32][..], &[2.0][..]));
+/// assert_eq!(s.to_dense(), x);
+/// ```
+#[derive(Debug, PartialEq)]
+pub struct SparseRows<A> {
+    ncols: usize,
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<A>,
+}
+
+impl<A: Clone> Clone for SparseRows<A> {
+    fn clone(&self) -> Self {
+        SparseRows {
+            ncols: self.ncols,
+            indptr: self.indptr.clone(),
+            indices: self.indices.clone(),
+            values: self.values.clone(),
+        }
+    }
+
+    /// Reuses `self`'s allocations (a layer caches every batch this way).
+    fn clone_from(&mut self, source: &Self) {
+        self.ncols = source.ncols;
+        self.indptr.clone_from(&source.indptr);
+        self.indices.clone_from(&source.indices);
+        self.values.clone_from(&source.values);
+    }
+}
+
+impl<A: NdFloat> SparseRows<A> {
+    /// No rows yet, `ncols` columns. Add rows with [`push`](SparseRows::push)
+    /// and [`end_row`](SparseRows::end_row).
+    ///
+    /// # Panics
+    ///
+    /// If `ncols` does not fit in `u32`.
+    #[track_caller]
+    pub fn new(ncols: usize) -> Self {
+        assert!(
+            u32::try_from(ncols).is_ok(),
+            "SparseRows::new: {ncols} columns do not fit in u32 indices"
+        );
+        SparseRows {
+            ncols,
+            indptr: vec![0],
+            indices: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The nonzero entries of `x`, row by row.
+    pub fn from_dense(x: ArrayView2<'_, A>) -> Self {
+        let mut s = SparseRows::new(x.ncols());
+        for row in x.rows() {
+            for (j, &v) in row.iter().enumerate() {
+                if v != A::zero() {
+                    s.push(j, v);
+                }
+            }
+            s.end_row();
+        }
+        s
+    }
+
+    /// Removes all rows, keeping the allocations (and the number of columns).
+    pub fn clear(&mut self) {
+        self.indptr.truncate(1);
+        self.indices.clear();
+        self.values.clear();
+    }
+
+    /// Adds entry `(column, value)` to the row being built. Columns must come
+    /// in increasing order within a row.
+    ///
+    /// # Panics
+    ///
+    /// If `column` is not below [`ncols`](SparseRows::ncols), or not above the
+    /// row's previous column.
+    #[track_caller]
+    pub fn push(&mut self, column: usize, value: A) {
+        assert!(
+            column < self.ncols,
+            "SparseRows::push: column {column} of a matrix with {} columns",
+            self.ncols
+        );
+        let start = *self.indptr.last().expect("indptr starts with 0");
+        if let Some(&prev) = self.indices[start..].last() {
+            assert!(
+                column > prev as usize,
+                "SparseRows::push: column {column} after column {prev}; columns must increase within a row"
+            );
+        }
+        // In range of u32: checked against ncols, which `new` checked.
+        self.indices.push(column as u32);
+        self.values.push(value);
+    }
+
+    /// Adds a whole row: the entries `(columns[k], values[k])`, columns
+    /// strictly increasing. Faster than [`push`](SparseRows::push) one by one.
+    ///
+    /// # Panics
+    ///
+    /// If a row is being built with `push`, the lengths differ, or a column
+    /// is out of range or out of order.
+    #[track_caller]
+    pub fn push_row<C>(&mut self, columns: &[C], values: impl IntoIterator<Item = A>)
+    where
+        C: Copy + Into<u32>,
+    {
+        let start = self.indices.len();
+        assert!(
+            start == *self.indptr.last().expect("indptr starts with 0"),
+            "SparseRows::push_row: a row is already being built with push"
+        );
+        let mut next = 0u32;
+        let mut ok = true;
+        self.indices.extend(columns.iter().map(|&c| {
+            let c = c.into();
+            ok &= c >= next;
+            next = c.wrapping_add(1);
+            c
+        }));
+        ok &= columns.is_empty() || (next as usize) <= self.ncols && next != 0;
+        self.values.extend(values);
+        if !ok || self.values.len() != self.indices.len() {
+            let n = self.values.len() - start;
+            self.indices.truncate(start);
+            self.values.truncate(start);
+            panic!(
+                "SparseRows::push_row: {} columns and {n} values, which must be equal, strictly increasing and below {}",
+                columns.len(),
+                self.ncols
+            );
+        }
+        self.end_row();
+    }
+
+    /// Closes the row being built (an empty row if nothing was pushed).
+    pub fn end_row(&mut self) {
+        self.indptr.push(self.indices.len());
+    }
+
+    /// Number of (closed) rows.
+    pub fn nrows(&self) -> usize {
+        self.indptr.len() - 1
+    }
+
+    /// Number of columns.
+    pub fn ncols(&self) -> usize {
+        self.ncols
+    }
+
+    /// Number of stored entries.
+    pub fn nnz(&self) -> usize {
+        self.indptr[self.nrows()]
+    }
+
+    /// Stored entries over all entries, `nnz / (nrows · ncols)` (0 when empty).
+    pub fn density(&self) -> f64 {
+        let all = self.nrows() * self.ncols;
+        if all == 0 {
+            0.0
+        } else {
+            self.nnz() as f64 / all as f64
+        }
+    }
+
+    /// Row `n` as `(columns, values)`.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is not below [`nrows`](SparseRows::nrows).
+    #[track_caller]
+    pub fn row(&self, n: usize) -> (&[u32], &[A]) {
+        let (start, end) = (self.indptr[n], self.indptr[n + 1]);
+        (&self.indices[start..end], &self.values[start..end])
+    }
+
+    /// The transpose, `[ncols, nrows]`, again by rows (a counting sort: the
+    /// entries of each new row keep their order).
+    pub fn transpose(&self) -> SparseRows<A> {
+        let mut indptr = vec![0usize; self.ncols + 1];
+        for &j in &self.indices {
+            indptr[j as usize + 1] += 1;
+        }
+        for j in 0..self.ncols {
+            indptr[j + 1] += indptr[j];
+        }
+        let mut next = indptr.clone();
+        let mut indices = vec![0u32; self.nnz()];
+        let mut values = vec![A::zero(); self.nnz()];
+        for n in 0..self.nrows() {
+            let (cols, vals) = self.row(n);
+            for (&j, &v) in cols.iter().zip(vals) {
+                let slot = &mut next[j as usize];
+                // `n` < nrows, which came from rows pushed as `usize`; an
+                // index of the transpose is a row number and fits u32 when
+                // nrows does.
+                indices[*slot] = u32::try_from(n).expect("fewer than 2³² rows");
+                values[*slot] = v;
+                *slot += 1;
+            }
+        }
+        SparseRows {
+            ncols: self.nrows(),
+            indptr,
+            indices,
+            values,
+        }
+    }
+
+    /// The dense matrix, `[nrows, ncols]`.
+    pub fn to_dense(&self) -> Array2<A> {
+        let mut x = Array2::zeros((self.nrows(), self.ncols));
+        for (n, mut out) in x.rows_mut().into_iter().enumerate() {
+            let (cols, vals) = self.row(n);
+            for (&j, &v) in cols.iter().zip(vals) {
+                out[j as usize] = v;
+            }
+        }
+        x
+    }
+}
+
+/// The fraction of nonzero entries of `x` (0 for an empty array).
+pub fn density<A: NdFloat>(x: ArrayView2<'_, A>) -> f64 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    let nonzero = x.iter().filter(|&&v| v != A::zero()).count();
+    nonzero as f64 / x.len() as f64
+}
+
+/// `x·W + b` for any [`Input`], the way [`Affine`](crate::Affine) computes it:
+/// by the sparse path for a sparse input, and for a dense one as `path`
+/// says; by [`affine`] (BLAS) otherwise.
+///
+/// # Panics
+///
+/// If the shapes do not chain (the message names them).
+#[track_caller]
+pub fn affine_input<A: NdFloat>(
+    x: Input<'_, A>,
+    w: ArrayView2<'_, A>,
+    b: ArrayView1<'_, A>,
+    path: InputPath,
+) -> Array2<A> {
+    match x {
+        Input::Sparse(x) => sparse_affine(x, w, b),
+        Input::Dense(x) if path.sparse_for(x) => sparse_affine(&SparseRows::from_dense(x), w, b),
+        Input::Dense(x) => affine(x, w, b),
+    }
+}
+
+/// `x·W + b` for sparse rows `x` (the sparse path of [`affine`](crate::functions::affine)).
+///
+/// Row `n` of the result is `b + Σ x[n, j] · W[j, ..]` over the stored
+/// entries of row `n`, added in increasing `j`.
+///
+/// # Shapes
+///
+/// - `x`: `[N, I]`, `w`: `[I, O]`, `b`: `[O]`; result `[N, O]`.
+///
+/// # Panics
+///
+/// If the shapes do not chain (the message names them).
+#[track_caller]
+pub fn sparse_affine<A: NdFloat>(
+    x: &SparseRows<A>,
+    w: ArrayView2<'_, A>,
+    b: ArrayView1<'_, A>,
+) -> Array2<A> {
+    let mut out = Array2::zeros((x.nrows(), w.ncols()));
+    sparse_affine_into(x, w, b, out.view_mut());
+    out
+}
+
+/// [`sparse_affine`] into `out`, which is overwritten.
+///
+/// # Panics
+///
+/// If the shapes do not chain, or `out` is not `[N, O]`.
+#[track_caller]
+pub fn sparse_affine_into<A: NdFloat>(
+    x: &SparseRows<A>,
+    w: ArrayView2<'_, A>,
+    b: ArrayView1<'_, A>,
+    mut out: ArrayViewMut2<'_, A>,
+) {
+    assert!(
+        x.ncols() == w.nrows() && b.len() == w.ncols(),
+        "sparse_affine: x has shape [{}, {}], W {:?} and b {:?}; they do not chain",
+        x.nrows(),
+        x.ncols(),
+        w.shape(),
+        b.shape()
+    );
+    assert!(
+        out.dim() == (x.nrows(), w.ncols()),
+        "sparse_affine: out has shape {:?}, expected [{}, {}]",
+        out.shape(),
+        x.nrows(),
+        w.ncols()
+    );
+    let w = w.as_standard_layout();
+    let w = w.as_slice().expect("standard layout");
+    let b = b.to_vec();
+    let o = b.len();
+    for (n, mut out_row) in out.rows_mut().into_iter().enumerate() {
+        let (cols, vals) = x.row(n);
+        match out_row.as_slice_mut() {
+            Some(y) => row_axpys(y, &b, entries(cols, vals), w, o),
+            None => {
+                let mut y = b.clone();
+                row_axpys(&mut y, &b, entries(cols, vals), w, o);
+                out_row.assign(&ArrayView1::from(&y));
+            }
+        }
+    }
+}
+
+/// `y = init + Σₖ vals[k] · w[cols[k]·o .. (cols[k] + 1)·o]`.
+fn row_axpys<A: NdFloat, E: Entries<A>>(y: &mut [A], init: &[A], entries: E, w: &[A], o: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { row_axpys_avx2(y, init, entries, w, o) };
+    }
+    row_axpys_generic(y, init, entries, w, o);
+}
+
+/// The entries `(column, value)` of one sparse row, in order; cloned for
+/// each pass over them.
+trait Entries<A>: Iterator<Item = (u32, A)> + Clone {}
+
+impl<A, I: Iterator<Item = (u32, A)> + Clone> Entries<A> for I {}
+
+/// The entries of a row stored as two slices.
+#[inline(always)]
+fn entries<'s, A: Copy>(cols: &'s [u32], vals: &'s [A]) -> impl Entries<A> + 's {
+    cols.iter().copied().zip(vals.iter().copied())
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn row_axpys_avx2<A: NdFloat, E: Entries<A>>(
+    y: &mut [A],
+    init: &[A],
+    entries: E,
+    w: &[A],
+    o: usize,
+) {
+    row_axpys_generic(y, init, entries, w, o);
+}
+
+#[inline(always)]
+fn row_axpys_generic<A: NdFloat, E: Entries<A>>(
+    y: &mut [A],
+    init: &[A],
+    entries: E,
+    w: &[A],
+    o: usize,
+) {
+    // Blocks of four 256-bit vectors' worth of columns (32 f32 or 16 f64),
+    // two blocks per pass over the row's entries: their sums stay in
+    // registers, and each row of W is read once per pass. When the block
+    // width does not divide `o`, the last block is shifted left to end at
+    // `o`, overlapping the one before: the overlapped columns are computed
+    // twice, the same way, instead of one by one. Every output is
+    // `init + v₀w₀ + v₁w₁ + …` in the order of the entries, whatever the blocks.
+    if size_of::<A>() == 4 && o >= 32 {
+        blocks::<A, E, 32>(y, init, entries.clone(), w, o);
+    } else if size_of::<A>() != 4 && o >= 16 {
+        blocks::<A, E, 16>(y, init, entries.clone(), w, o);
+    } else if o >= 8 {
+        blocks::<A, E, 8>(y, init, entries.clone(), w, o);
+    } else {
+        blocks::<A, E, 1>(y, init, entries.clone(), w, o);
+    }
+}
+
+/// [`row_axpys_generic`] by blocks of `B` columns, two per pass (`o ≥ B`).
+#[inline(always)]
+fn blocks<A: NdFloat, E: Entries<A>, const B: usize>(
+    y: &mut [A],
+    init: &[A],
+    entries: E,
+    w: &[A],
+    o: usize,
+) {
+    let n = o.div_ceil(B);
+    let start = |k: usize| (k * B).min(o - B);
+    let mut k = 0;
+    while k + 2 <= n {
+        column_blocks::<A, E, B, 2>(y, init, entries.clone(), w, o, [start(k), start(k + 1)]);
+        k += 2;
+    }
+    if k < n {
+        column_blocks::<A, E, B, 1>(y, init, entries, w, o, [start(k)]);
+    }
+}
+
+/// Columns `s..s + B` for each `s` in `starts`, in one pass over the entries.
+#[inline(always)]
+fn column_blocks<A: NdFloat, E: Entries<A>, const B: usize, const K: usize>(
+    y: &mut [A],
+    init: &[A],
+    entries: E,
+    w: &[A],
+    o: usize,
+    starts: [usize; K],
+) {
+    let mut acc: [[A; B]; K] =
+        std::array::from_fn(|i| init[starts[i]..][..B].try_into().expect("B columns"));
+    for (j, v) in entries {
+        let row = &w[j as usize * o..][..o];
+        for (acc, &s) in acc.iter_mut().zip(&starts) {
+            let part: &[A; B] = row[s..][..B].try_into().expect("B columns");
+            for k in 0..B {
+                acc[k] = acc[k] + v * part[k];
+            }
+        }
+    }
+    for (acc, &s) in acc.iter().zip(&starts) {
+        y[s..s + B].copy_from_slice(acc);
+    }
+}
+
+/// `dw = xᵀ·dout` for sparse rows `x` (the sparse path of `∂L/∂W`).
+///
+/// `dw` is overwritten: `dw[j, ..] = Σ x[n, j] · dout[n, ..]` over the
+/// stored entries of column `j`, added in increasing `n` (0 for a column
+/// with none).
+///
+/// # Shapes
+///
+/// - `x`: `[N, I]`, `dout`: `[N, O]`, `dw`: `[I, O]`.
+///
+/// # Panics
+///
+/// If the shapes do not chain (the message names them).
+#[track_caller]
+pub fn sparse_t_dot_into<A: NdFloat>(
+    x: &SparseRows<A>,
+    dout: ArrayView2<'_, A>,
+    dw: ArrayViewMut2<'_, A>,
+) {
+    assert!(
+        dout.nrows() == x.nrows() && dw.dim() == (x.ncols(), dout.ncols()),
+        "sparse_t_dot: x has shape [{}, {}], dout {:?} and dW {:?}; they do not chain",
+        x.nrows(),
+        x.ncols(),
+        dout.shape(),
+        dw.shape()
+    );
+    sparse_t_dot_with(x, dout, dw, &mut TransposeScratch::default());
+}
+
+/// Buffers for [`sparse_t_dot_with`], kept between calls so that a layer's
+/// backward pass allocates nothing.
+#[derive(Clone, Debug)]
+pub struct TransposeScratch<A> {
+    starts: Vec<usize>,
+    next: Vec<usize>,
+    entries: Vec<(u32, A)>,
+}
+
+impl<A> Default for TransposeScratch<A> {
+    fn default() -> Self {
+        TransposeScratch {
+            starts: Vec::new(),
+            next: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+/// [`sparse_t_dot_into`] with buffers that outlive the call.
+///
+/// # Panics
+///
+/// If the shapes do not chain (the message names them).
+#[track_caller]
+pub fn sparse_t_dot_with<A: NdFloat>(
+    x: &SparseRows<A>,
+    dout: ArrayView2<'_, A>,
+    mut dw: ArrayViewMut2<'_, A>,
+    scratch: &mut TransposeScratch<A>,
+) {
+    assert!(
+        dout.nrows() == x.nrows() && dw.dim() == (x.ncols(), dout.ncols()),
+        "sparse_t_dot: x has shape [{}, {}], dout {:?} and dW {:?}; they do not chain",
+        x.nrows(),
+        x.ncols(),
+        dout.shape(),
+        dw.shape()
+    );
+    // Row j of xᵀ·dout is Σₙ x[n, j] · dout[n, ..], the same product as
+    // the forward pass's, with xᵀ for x, dout for W and a zero bias. xᵀ is
+    // made by a counting sort of the entries by column, into (n, value)
+    // pairs: one scattered write per entry. Rows j that no example uses
+    // come out zero.
+    let TransposeScratch {
+        starts,
+        next,
+        entries,
+    } = scratch;
+    starts.clear();
+    starts.resize(x.ncols() + 1, 0);
+    for &j in &x.indices {
+        starts[j as usize + 1] += 1;
+    }
+    for j in 0..x.ncols() {
+        starts[j + 1] += starts[j];
+    }
+    next.clear();
+    next.extend_from_slice(&starts[..x.ncols()]);
+    entries.clear();
+    entries.resize(x.nnz(), (0, A::zero()));
+    for n in 0..x.nrows() {
+        let (cols, vals) = x.row(n);
+        let n32 = u32::try_from(n).expect("fewer than 2³² rows");
+        for (&j, &v) in cols.iter().zip(vals) {
+            let slot = &mut next[j as usize];
+            entries[*slot] = (n32, v);
+            *slot += 1;
+        }
+    }
+    let o = dout.ncols();
+    let dout = dout.as_standard_layout();
+    let dout = dout.as_slice().expect("standard layout");
+    let zeros = vec![A::zero(); o];
+    for (j, mut row) in dw.rows_mut().into_iter().enumerate() {
+        let e = entries[starts[j]..starts[j + 1]].iter().copied();
+        match row.as_slice_mut() {
+            Some(y) => row_axpys(y, &zeros, e, dout, o),
+            None => {
+                let mut y = zeros.clone();
+                row_axpys(&mut y, &zeros, e, dout, o);
+                row.assign(&ArrayView1::from(&y));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array1, array};
+
+    #[test]
+    fn from_dense_keeps_the_nonzeros_in_order() {
+        let x = array![
+            [0.0_f32, 1.5, 0.0, -2.0],
+            [0.0, 0.0, 0.0, 0.0],
+            [3.0, 0.0, 0.0, 0.0]
+        ];
+        let s = SparseRows::from_dense(x.view());
+        assert_eq!(s.nrows(), 3);
+        assert_eq!(s.nnz(), 3);
+        assert_eq!(s.row(0), (&[1u32, 3][..], &[1.5, -2.0][..]));
+        assert_eq!(s.row(1), (&[][..], &[][..]));
+        assert_eq!(s.row(2), (&[0u32][..], &[3.0][..]));
+        assert_eq!(s.density(), 0.25);
+        assert_eq!(s.to_dense(), x);
+        assert_eq!(density(x.view()), 0.25);
+    }
+
+    #[test]
+    fn sparse_products_equal_the_dense_ones_on_integers() {
+        // Small integers: every sum is exact, so the orders of addition agree.
+        let x = array![[0.0_f64, 2.0, 0.0], [1.0, 0.0, 3.0]];
+        let w = array![[1.0, -1.0], [2.0, 0.0], [-3.0, 4.0]];
+        let b = array![10.0, 20.0];
+        let s = SparseRows::from_dense(x.view());
+        assert_eq!(sparse_affine(&s, w.view(), b.view()), x.dot(&w) + &b);
+        let dout = array![[1.0, 2.0], [-1.0, 5.0]];
+        let mut dw = Array2::from_elem((3, 2), 99.0);
+        sparse_t_dot_into(&s, dout.view(), dw.view_mut());
+        assert_eq!(dw, x.t().dot(&dout));
+    }
+
+    #[test]
+    fn outputs_in_other_layouts_are_filled_too() {
+        let x = array![[0.0_f64, 2.0], [1.0, 0.0]];
+        let w = array![[1.0, 2.0], [3.0, 4.0]];
+        let s = SparseRows::from_dense(x.view());
+        let mut out = Array2::zeros((2, 2));
+        sparse_affine_into(
+            &s,
+            w.view(),
+            array![0.0, 0.0].view(),
+            out.view_mut().reversed_axes(),
+        );
+        assert_eq!(out.t(), x.dot(&w));
+        let mut dw = Array2::zeros((2, 2));
+        sparse_t_dot_into(&s, w.view(), dw.view_mut().reversed_axes());
+        assert_eq!(dw.t(), x.t().dot(&w));
+    }
+
+    #[test]
+    #[should_panic(expected = "column 1 after column 2; columns must increase within a row")]
+    fn columns_must_increase_within_a_row() {
+        let mut s = SparseRows::<f32>::new(4);
+        s.push(2, 1.0);
+        s.push(1, 1.0);
+    }
+
+    #[test]
+    fn a_new_row_may_start_at_any_column() {
+        let mut s = SparseRows::<f32>::new(4);
+        s.push(3, 1.0);
+        s.end_row();
+        s.push(0, 2.0);
+        s.end_row();
+        assert_eq!(
+            s.to_dense(),
+            array![[0.0, 0.0, 0.0, 1.0], [2.0, 0.0, 0.0, 0.0]]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "x has shape [1, 3], W [2, 2] and b [2]; they do not chain")]
+    fn shapes_that_do_not_chain_are_named() {
+        let s = SparseRows::from_dense(array![[1.0_f32, 0.0, 0.0]].view());
+        sparse_affine(&s, Array2::zeros((2, 2)).view(), Array1::zeros(2).view());
+    }
+
+    #[test]
+    fn transpose_swaps_rows_and_columns() {
+        let x = array![
+            [0.0_f32, 1.5, 0.0, -2.0],
+            [0.0, 0.0, 0.0, 0.0],
+            [3.0, 4.0, 0.0, 0.0]
+        ];
+        let t = SparseRows::from_dense(x.view()).transpose();
+        assert_eq!(t.to_dense(), x.t());
+        assert_eq!(t.row(1), (&[0u32, 2][..], &[1.5, 4.0][..]));
+    }
+}

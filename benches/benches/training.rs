@@ -16,7 +16,7 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mnist_data::{DataSet, Dataset, FetchOptions};
 use ndarray::{Array1, Array2, ArrayView2};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use two_layer_net::{ImageSet, SparseImages, TrainConfig, TwoLayerNet, accuracy};
+use two_layer_net::{Examples, ImageSet, TrainConfig, TwoLayerNet, accuracy};
 
 const BATCH: usize = 100;
 /// Distinct batches cycled through, so that a step does not always meet the
@@ -44,7 +44,11 @@ fn trained(train: ImageSet<'_>, test: ImageSet<'_>) -> (TwoLayerNet<f32>, Vec<Ve
         iters: 600,
         ..TrainConfig::book()
     };
-    two_layer_net::train(&mut net, train, test, &cfg, &mut rng, |_| {
+    let (train, test) = (
+        Examples::new(train, net.input_path()),
+        Examples::new(test, net.input_path()),
+    );
+    two_layer_net::train(&mut net, &train, &test, &cfg, &mut rng, |_| {
         std::ops::ControlFlow::Continue(())
     })
     .expect("600 steps do not diverge");
@@ -96,9 +100,13 @@ fn evaluate(c: &mut Criterion) {
     let data = mnist();
     let (train, test) = sets(&data);
     let (mut net, _) = trained(train, test);
-    let (sparse_train, sparse_test): (SparseImages<'_>, SparseImages<'_>) = (
-        train.to_sparse(InputPath::Sparse).expect("784 pixels fit"),
-        test.to_sparse(InputPath::Sparse).expect("784 pixels fit"),
+    let (sparse_train, sparse_test) = (
+        Examples::new(train, InputPath::Sparse),
+        Examples::new(test, InputPath::Sparse),
+    );
+    let (dense_train, dense_test) = (
+        Examples::new(train, InputPath::Dense),
+        Examples::new(test, InputPath::Dense),
     );
     let mut group = c.benchmark_group("evaluate");
     group.sample_size(20);
@@ -110,7 +118,7 @@ fn evaluate(c: &mut Criterion) {
     net.set_input_path(InputPath::Dense);
     group.bench_function(
         BenchmarkId::new("dense", format!("70000/{threads}-threads")),
-        |b| b.iter(|| black_box(accuracy(&net, train) + accuracy(&net, test))),
+        |b| b.iter(|| black_box(accuracy(&net, &dense_train) + accuracy(&net, &dense_test))),
     );
     group.finish();
 }

@@ -6,7 +6,10 @@ use ndarray::{
 };
 
 use crate::functions::{affine, relu, sigmoid};
-use crate::sparse::{InputPath, SparseRows, TransposeScratch, sparse_affine, sparse_t_dot_with};
+use crate::sparse::{
+    InputPath, SparseRows, TransposeScratch, sparse_affine, sparse_t_dot_with,
+    sparse_t_dot_zeroed_with,
+};
 use crate::{Input, Layer};
 
 /// Panics unless `dout` has the shape of the layer's last output.
@@ -253,19 +256,25 @@ impl<A: NdFloat> Affine<A> {
             .expect("Affine::backward called before forward");
         check_dout("Affine", dout.dim(), (x.nrows(), self.w.ncols()));
         // The last gradients' buffers are overwritten, unless they were taken.
-        let mut g = match self.grads.take() {
-            Some(g) if g.dw.dim() == self.w.dim() => g,
-            _ => AffineGrads {
-                dw: Array2::zeros(self.w.dim()),
-                db: Array1::zeros(self.w.ncols()),
-            },
+        let (mut g, zeroed) = match self.grads.take() {
+            Some(g) if g.dw.dim() == self.w.dim() => (g, false),
+            _ => (
+                AffineGrads {
+                    dw: Array2::zeros(self.w.dim()),
+                    db: Array1::zeros(self.w.ncols()),
+                },
+                true,
+            ),
         };
+        let scratch = &mut self.scratch;
         match x {
             // `x.t().dot(&dout)`, into the buffer (beta = 0 overwrites it).
             CachedInput::Dense(x) => general_mat_mul(A::one(), &x.t(), &dout, A::zero(), &mut g.dw),
-            CachedInput::Sparse(x) => {
-                sparse_t_dot_with(x, dout, g.dw.view_mut(), &mut self.scratch)
+            // A new buffer is zeros already: only the used rows are written.
+            CachedInput::Sparse(x) if zeroed => {
+                sparse_t_dot_zeroed_with(x, dout, g.dw.view_mut(), scratch)
             }
+            CachedInput::Sparse(x) => sparse_t_dot_with(x, dout, g.dw.view_mut(), scratch),
         }
         g.db.assign(&dout.sum_axis(Axis(0)));
         self.grads = Some(g);

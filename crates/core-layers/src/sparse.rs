@@ -119,11 +119,19 @@ impl<A: NdFloat> SparseRows<A> {
     pub fn from_dense(x: ArrayView2<'_, A>) -> Self {
         let mut s = SparseRows::new(x.ncols());
         for row in x.rows() {
-            for (j, &v) in row.iter().enumerate() {
-                if v != A::zero() {
-                    s.push(j, v);
-                }
-            }
+            // Every entry is written and the end moves past the nonzero
+            // ones only: no branch to mispredict on MNIST's scattered zeros.
+            // Columns increase and are below ncols by construction.
+            let start = s.indices.len();
+            s.indices.resize(start + x.ncols(), 0);
+            s.values.resize(start + x.ncols(), A::zero());
+            let (cols, vals) = (&mut s.indices[start..], &mut s.values[start..]);
+            let k = match row.as_slice() {
+                Some(row) => compact(row, cols, vals),
+                None => compact(&row.to_vec(), cols, vals),
+            };
+            s.indices.truncate(start + k);
+            s.values.truncate(start + k);
             s.end_row();
         }
         s
@@ -289,6 +297,20 @@ impl<A: NdFloat> SparseRows<A> {
     }
 }
 
+/// Writes the nonzero entries of `row` to the front of `cols` and `vals`
+/// (as long as `row`) and returns their count.
+fn compact<A: NdFloat>(row: &[A], cols: &mut [u32], vals: &mut [A]) -> usize {
+    let (cols, vals) = (&mut cols[..row.len()], &mut vals[..row.len()]);
+    let mut k = 0;
+    for (j, &v) in row.iter().enumerate() {
+        // k ≤ j < row.len(): in bounds.
+        cols[k] = j as u32;
+        vals[k] = v;
+        k += usize::from(v != A::zero());
+    }
+    k
+}
+
 /// The fraction of nonzero entries of `x` (0 for an empty array).
 pub fn density<A: NdFloat>(x: ArrayView2<'_, A>) -> f64 {
     if x.is_empty() {
@@ -373,27 +395,78 @@ pub fn sparse_affine_into<A: NdFloat>(
     let w = w.as_slice().expect("standard layout");
     let b = b.to_vec();
     let o = b.len();
-    for (n, mut out_row) in out.rows_mut().into_iter().enumerate() {
+    let row = |n: usize| {
         let (cols, vals) = x.row(n);
-        match out_row.as_slice_mut() {
-            Some(y) => row_axpys(y, &b, entries(cols, vals), w, o),
-            None => {
-                let mut y = b.clone();
-                row_axpys(&mut y, &b, entries(cols, vals), w, o);
-                out_row.assign(&ArrayView1::from(&y));
-            }
+        entries(cols, vals)
+    };
+    match out.as_slice_mut() {
+        Some(y) => rows_axpys(y, &b, row, w, o, false),
+        None => {
+            let mut y = Array2::zeros(out.dim());
+            rows_axpys(y.as_slice_mut().expect("new array"), &b, row, w, o, false);
+            out.assign(&y);
         }
     }
 }
 
 /// `y = init + Σₖ vals[k] · w[cols[k]·o .. (cols[k] + 1)·o]`.
-fn row_axpys<A: NdFloat, E: Entries<A>>(y: &mut [A], init: &[A], entries: E, w: &[A], o: usize) {
+/// For each row `n` of `y` (rows of `o`): `y[n] = init + Σₖ vₖ · w[jₖ·o .. (jₖ + 1)·o]`
+/// over the entries `(jₖ, vₖ)` of `entries_of(n)`. With `skip_empty`, rows
+/// without entries are left alone (for a `y` that holds `init` already).
+fn rows_axpys<A, E, F>(y: &mut [A], init: &[A], entries_of: F, w: &[A], o: usize, skip_empty: bool)
+where
+    A: NdFloat,
+    E: Entries<A>,
+    F: Fn(usize) -> E,
+{
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { row_axpys_avx2(y, init, entries, w, o) };
+        return unsafe { rows_axpys_avx2(y, init, entries_of, w, o, skip_empty) };
     }
-    row_axpys_generic(y, init, entries, w, o);
+    rows_axpys_generic(y, init, entries_of, w, o, skip_empty);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn rows_axpys_avx2<A, E, F>(
+    y: &mut [A],
+    init: &[A],
+    entries_of: F,
+    w: &[A],
+    o: usize,
+    skip_empty: bool,
+) where
+    A: NdFloat,
+    E: Entries<A>,
+    F: Fn(usize) -> E,
+{
+    rows_axpys_generic(y, init, entries_of, w, o, skip_empty);
+}
+
+#[inline(always)]
+fn rows_axpys_generic<A, E, F>(
+    y: &mut [A],
+    init: &[A],
+    entries_of: F,
+    w: &[A],
+    o: usize,
+    skip_empty: bool,
+) where
+    A: NdFloat,
+    E: Entries<A>,
+    F: Fn(usize) -> E,
+{
+    if o == 0 {
+        return;
+    }
+    for (n, y) in y.chunks_exact_mut(o).enumerate() {
+        let e = entries_of(n);
+        if skip_empty && e.clone().next().is_none() {
+            continue;
+        }
+        row_axpys_generic(y, init, e, w, o);
+    }
 }
 
 /// The entries `(column, value)` of one sparse row, in order; cloned for
@@ -406,18 +479,6 @@ impl<A, I: Iterator<Item = (u32, A)> + Clone> Entries<A> for I {}
 #[inline(always)]
 fn entries<'s, A: Copy>(cols: &'s [u32], vals: &'s [A]) -> impl Entries<A> + 's {
     cols.iter().copied().zip(vals.iter().copied())
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn row_axpys_avx2<A: NdFloat, E: Entries<A>>(
-    y: &mut [A],
-    init: &[A],
-    entries: E,
-    w: &[A],
-    o: usize,
-) {
-    row_axpys_generic(y, init, entries, w, o);
 }
 
 #[inline(always)]
@@ -554,6 +615,23 @@ pub fn sparse_t_dot_with<A: NdFloat>(
     mut dw: ArrayViewMut2<'_, A>,
     scratch: &mut TransposeScratch<A>,
 ) {
+    dw.fill(A::zero());
+    sparse_t_dot_zeroed_with(x, dout, dw, scratch);
+}
+
+/// [`sparse_t_dot_with`] for a `dw` that holds zeros already (a new
+/// array): the rows of unused columns are not written again.
+///
+/// # Panics
+///
+/// If the shapes do not chain (the message names them).
+#[track_caller]
+pub fn sparse_t_dot_zeroed_with<A: NdFloat>(
+    x: &SparseRows<A>,
+    dout: ArrayView2<'_, A>,
+    mut dw: ArrayViewMut2<'_, A>,
+    scratch: &mut TransposeScratch<A>,
+) {
     assert!(
         dout.nrows() == x.nrows() && dw.dim() == (x.ncols(), dout.ncols()),
         "sparse_t_dot: x has shape [{}, {}], dout {:?} and dW {:?}; they do not chain",
@@ -597,15 +675,20 @@ pub fn sparse_t_dot_with<A: NdFloat>(
     let dout = dout.as_standard_layout();
     let dout = dout.as_slice().expect("standard layout");
     let zeros = vec![A::zero(); o];
-    for (j, mut row) in dw.rows_mut().into_iter().enumerate() {
-        let e = entries[starts[j]..starts[j + 1]].iter().copied();
-        match row.as_slice_mut() {
-            Some(y) => row_axpys(y, &zeros, e, dout, o),
-            None => {
-                let mut y = zeros.clone();
-                row_axpys(&mut y, &zeros, e, dout, o);
-                row.assign(&ArrayView1::from(&y));
-            }
+    let row = |j: usize| entries[starts[j]..starts[j + 1]].iter().copied();
+    match dw.as_slice_mut() {
+        Some(y) => rows_axpys(y, &zeros, row, dout, o, true),
+        None => {
+            let mut y = Array2::zeros(dw.dim());
+            rows_axpys(
+                y.as_slice_mut().expect("new array"),
+                &zeros,
+                row,
+                dout,
+                o,
+                true,
+            );
+            dw.assign(&y);
         }
     }
 }

@@ -19,6 +19,6 @@ mod train;
 
 pub use net::{PARAM_NAMES, Params, TwoLayerNet, WEIGHT_INIT_STD};
 pub use train::{
-    Diverged, EpochRecord, EvalSet, Event, History, ImageSet, SparseImages, TrainConfig, accuracy,
+    Diverged, EpochRecord, Event, Examples, History, ImageSet, SparseImages, TrainConfig, accuracy,
     count_correct, train,
 };

@@ -6,7 +6,9 @@ use core_layers::Labels;
 use mnist_data::{Dataset, FetchOptions};
 use numerical_grad::H;
 use rand::{SeedableRng, rngs::StdRng};
-use two_layer_net::{ImageSet, TrainConfig, TwoLayerNet, WEIGHT_INIT_STD, gradcheck, train};
+use two_layer_net::{
+    Examples, ImageSet, TrainConfig, TwoLayerNet, WEIGHT_INIT_STD, gradcheck, train,
+};
 
 use crate::real_data_selected;
 
@@ -105,7 +107,11 @@ fn short_training_run_learns_mnist() {
             iters,
             ..config.clone()
         };
-        let history = train(&mut net, train_set, test_set, &config, &mut rng, |_| {
+        let (train_set, test_set) = (
+            Examples::new(train_set, net.input_path()),
+            Examples::new(test_set, net.input_path()),
+        );
+        let history = train(&mut net, &train_set, &test_set, &config, &mut rng, |_| {
             ControlFlow::Continue(())
         })
         .unwrap();
@@ -123,7 +129,7 @@ fn short_training_run_learns_mnist() {
         "{:?}",
         history.epochs[0]
     );
-    let test_acc = two_layer_net::accuracy(&net, test_set);
+    let test_acc = two_layer_net::accuracy(&net, &Examples::new(test_set, net.input_path()));
     assert!(
         test_acc > 0.88,
         "test accuracy after 1200 iterations: {test_acc}"

@@ -53,6 +53,20 @@ impl InputPath {
     }
 }
 
+impl std::str::FromStr for InputPath {
+    type Err = String;
+
+    /// `auto`, `dense` or `sparse`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(InputPath::Auto),
+            "dense" => Ok(InputPath::Dense),
+            "sparse" => Ok(InputPath::Sparse),
+            _ => Err(format!("{s:?} is not auto, dense or sparse")),
+        }
+    }
+}
+
 /// Rows of a matrix stored by their nonzero entries (compressed sparse rows).
 ///
 /// Row `n` holds the columns `indices[indptr[n]..indptr[n + 1]]`, in

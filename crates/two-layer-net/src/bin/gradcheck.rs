@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use core_layers::Labels;
+use core_layers::sparse::InputPath;
 use indicatif::{ProgressBar, ProgressStyle};
 use mnist_data::{Dataset, FetchOptions};
 use numerical_grad::H;
@@ -47,6 +48,11 @@ struct Args {
     /// [default: $DLFS_DATA_DIR, else the cache, the mirrors and the package sources].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Product of the first layer, for backprop and the numerical gradient
+    /// alike: `auto` (sparse for MNIST's mostly-zero images), `dense` (the
+    /// BLAS gemm) or `sparse`. [possible values: auto, dense, sparse]
+    #[arg(long, default_value = "auto")]
+    input_path: InputPath,
 }
 
 fn main() -> ExitCode {
@@ -83,18 +89,24 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         WEIGHT_INIT_STD,
         &mut StdRng::seed_from_u64(args.seed),
     );
+    net.set_input_path(args.input_path);
     let n_params = net.params().len();
 
     // One BLAS thread per rayon worker: the workers already use every core,
     // and a single-threaded product is computed the same way in every one.
     core_layers::blas::set_num_threads(1);
     println!(
-        "gradient check of TwoLayerNet({}, {hidden}, {}) on the first {} {} training images, seed {}, f64, h = {H:e}",
+        "gradient check of TwoLayerNet({}, {hidden}, {}) on the first {} {} training images, seed {}, f64, h = {H:e}, {} first layer",
         x.ncols(),
         mnist_data::CLASSES,
         args.images,
         args.dataset.title(),
-        args.seed
+        args.seed,
+        if args.input_path.sparse_for(x.view()) {
+            "sparse"
+        } else {
+            "dense"
+        },
     );
 
     let evals = AtomicUsize::new(0);

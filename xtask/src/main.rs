@@ -4,6 +4,10 @@
 //! the backend: OpenBLAS when the system library is there (Debian:
 //! `libopenblas-dev`), the pure-Rust build otherwise, said in one line.
 //! Flags after the command go to the binary: `cargo xtask train --help`.
+//!
+//! `cargo xtask bench` times the standard job (what `cargo xtask train` runs
+//! with no flags) as whole processes: wall and CPU time, peak memory, the
+//! median of a few runs, and a check that every run gives the same numbers.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -11,6 +15,8 @@ use std::process::{Command as Process, ExitCode};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+mod bench;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +54,16 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Time the standard job (`cargo xtask train` with no flags) as whole
+    /// processes: wall, user and system time, peak memory; median of N runs.
+    Bench {
+        /// Timed runs, after one warm-up run that is not counted.
+        #[arg(long, value_name = "N", default_value = "5", value_parser = parse_runs)]
+        runs: usize,
+        /// Flags for the trainer after `--`, to time another job, e.g. -- --precision f64.
+        #[arg(last = true, value_name = "TRAIN FLAGS")]
+        args: Vec<OsString>,
+    },
     /// Run every test, including those on real MNIST (which the tests fetch
     /// when it is not cached).
     #[command(disable_help_flag = true)]
@@ -75,12 +91,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // thread every time, and 4.5-8.0 s with two (median 6.5 s over 12
         // runs): a 100-row batch's products gain little from a second thread,
         // and lose a lot whenever the other core is busy.
-        Command::Train { args } => run_binary("two-layer-net", "train", &args, Some("1")),
+        Command::Train { args } => {
+            run_binary("two-layer-net", "train", &args, Some(TRAIN_BLAS_THREADS))
+        }
         // The checker sets one BLAS thread itself (rayon uses the cores); the
         // variable makes that hold from the start.
         Command::Gradcheck { args } => run_binary("two-layer-net", "gradcheck", &args, Some("1")),
         Command::FetchData { args } => run_binary("mnist-data", "fetch-data", &args, None),
+        // The same build, environment and one BLAS thread as `train`.
+        Command::Bench { runs, args } => bench::run(runs, &args, TRAIN_BLAS_THREADS),
         Command::Test { args } => run_tests(&args),
+    }
+}
+
+/// The BLAS threads of `train` (and `bench`) unless `OPENBLAS_NUM_THREADS` is set.
+const TRAIN_BLAS_THREADS: &str = "1";
+
+/// `--runs`: a whole number, at least 1.
+fn parse_runs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("at least 1 run is needed".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err("expected a whole number of runs (at least 1)".to_owned()),
     }
 }
 
@@ -95,21 +127,32 @@ fn run_binary(
     args: &[OsString],
     blas_threads: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let mut cmd = cargo();
-    // Not --quiet: a first build takes minutes, and cargo's progress says so.
-    cmd.args(["run", "--release", "--package", package, "--bin", bin]);
-    cmd.arg("--manifest-path")
-        .arg(project_root().join("Cargo.toml"));
-    if package == "two-layer-net" {
-        backend_flags(&mut cmd);
-    }
+    let (mut cmd, _) = cargo_release("run", package, bin);
     cmd.arg("--").args(args);
-    if let Some(n) = blas_threads
-        && std::env::var_os("OPENBLAS_NUM_THREADS").is_none()
-    {
-        cmd.env("OPENBLAS_NUM_THREADS", n);
+    if let Some(n) = blas_threads {
+        default_blas_threads(&mut cmd, n);
     }
     status(cmd)
+}
+
+/// `cargo <verb> --release -p <package> --bin <bin>` in the workspace, with
+/// two-layer-net's backend chosen by [`backend_flags`]; returns whether the
+/// binary uses OpenBLAS.
+fn cargo_release(verb: &str, package: &str, bin: &str) -> (Process, bool) {
+    let mut cmd = cargo();
+    // Not --quiet: a first build takes minutes, and cargo's progress says so.
+    cmd.args([verb, "--release", "--package", package, "--bin", bin]);
+    cmd.arg("--manifest-path")
+        .arg(project_root().join("Cargo.toml"));
+    let blas = package == "two-layer-net" && backend_flags(&mut cmd);
+    (cmd, blas)
+}
+
+/// Sets `OPENBLAS_NUM_THREADS=n` for the child unless the user has set it.
+fn default_blas_threads(cmd: &mut Process, n: &str) {
+    if std::env::var_os("OPENBLAS_NUM_THREADS").is_none() {
+        cmd.env("OPENBLAS_NUM_THREADS", n);
+    }
 }
 
 /// `cargo test --workspace` with the real-data tests selected.
@@ -234,4 +277,55 @@ fn status(mut cmd: Process) -> anyhow::Result<ExitCode> {
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(args: &[&str]) -> Result<(usize, Vec<OsString>), clap::Error> {
+        let cli = Cli::try_parse_from(["cargo xtask", "bench"].iter().chain(args))?;
+        match cli.command {
+            Command::Bench { runs, args } => Ok((runs, args)),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bench_runs_and_trainer_flags() {
+        assert_eq!(bench(&[]).unwrap(), (5, vec![]));
+        assert_eq!(bench(&["--runs", "3"]).unwrap().0, 3);
+        assert_eq!(bench(&["--runs=2"]).unwrap().0, 2);
+        let (runs, args) =
+            bench(&["--runs", "2", "--", "--iters", "500", "--precision=f64"]).unwrap();
+        assert_eq!(runs, 2);
+        assert_eq!(args, ["--iters", "500", "--precision=f64"]);
+        // `--runs` after `--` belongs to the trainer.
+        let (runs, args) = bench(&["--", "--runs", "1"]).unwrap();
+        assert_eq!((runs, args.len()), (5, 2));
+    }
+
+    #[test]
+    fn bench_refuses_bad_flags() {
+        for bad in [
+            &["--runs", "0"][..],
+            &["--runs", "abc"],
+            &["--runs", "-1"],
+            &["--runs"],
+            &["--iters", "500"],
+        ] {
+            let e = bench(bad).unwrap_err();
+            assert!(
+                matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::ValueValidation
+                        | clap::error::ErrorKind::InvalidValue
+                        | clap::error::ErrorKind::UnknownArgument
+                ),
+                "{bad:?}: {e}"
+            );
+        }
+        let e = bench(&["--runs", "0"]).unwrap_err().to_string();
+        assert!(e.contains("at least 1 run"), "{e}");
+    }
 }

@@ -220,5 +220,77 @@ fn affine_paths(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, train_step, evaluate, affine_paths);
+/// What this machine does at best, for the floor in BENCHMARKS.md: reading
+/// a W1-sized array (157 KB, in L2) and independent multiply-adds (f32, 8
+/// lanes × 12 chains), both in plain Rust compiled with AVX2 as the kernels are.
+fn machine(c: &mut Criterion) {
+    let mut group = c.benchmark_group("machine");
+    let w1 = vec![1.0f32; 784 * 50];
+    // 20 passes over W1: 3.1 MB, the W1 rows a 100-image batch reads.
+    group.bench_function("read-W1-20-times", |b| {
+        b.iter(|| black_box(read_passes(black_box(&w1), 20)))
+    });
+    group.bench_function("mul-add-1M", |b| {
+        b.iter(|| black_box(mul_adds(black_box(1.000_001), 1 << 20)))
+    });
+    group.finish();
+}
+
+fn read_passes(data: &[f32], passes: usize) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { read_passes_avx2(data, passes) };
+    }
+    read_passes_generic(data, passes)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn read_passes_avx2(data: &[f32], passes: usize) -> f32 {
+    read_passes_generic(data, passes)
+}
+
+#[inline(always)]
+fn read_passes_generic(data: &[f32], passes: usize) -> f32 {
+    let mut acc = [0.0f32; 64];
+    for _ in 0..passes {
+        for chunk in data.chunks_exact(64) {
+            for (a, &x) in acc.iter_mut().zip(chunk) {
+                *a += x;
+            }
+        }
+    }
+    acc.iter().sum()
+}
+
+/// `n` rounds of 96 independent `a = a · m + 1` (two flops each): twelve
+/// vectors of chains, enough to cover the multiply and add latencies.
+fn mul_adds(m: f32, n: usize) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { mul_adds_avx2(m, n) };
+    }
+    mul_adds_generic(m, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn mul_adds_avx2(m: f32, n: usize) -> f32 {
+    mul_adds_generic(m, n)
+}
+
+#[inline(always)]
+fn mul_adds_generic(m: f32, n: usize) -> f32 {
+    let mut acc = [0.0f32; 96];
+    for _ in 0..n {
+        for a in acc.iter_mut() {
+            *a = *a * m + 1.0;
+        }
+    }
+    acc.iter().sum()
+}
+
+criterion_group!(benches, train_step, evaluate, affine_paths, machine);
 criterion_main!(benches);

@@ -108,38 +108,65 @@ impl<'a> ImageSet<'a> {
         if self.features > 1 << 16 || path == InputPath::Dense {
             return None;
         }
-        // Counted in byte-wide lanes, 255 pixels at a time (a vector loop).
-        let nonzero: usize = self
+        // Blocks of rows, each on a rayon thread: first the nonzero pixels
+        // of each block are counted (in byte-wide lanes, a vector loop), then
+        // each block writes its entries at its own offset.
+        const BLOCK: usize = 4096;
+        let block_bytes = self.features * BLOCK;
+        let counts: Vec<usize> = self
             .pixels
-            .chunks(255)
-            .map(|c| usize::from(c.iter().fold(0u8, |n, &p| n + u8::from(p != 0))))
-            .sum();
+            .par_chunks(block_bytes)
+            .map(|c| {
+                c.chunks(255)
+                    .map(|c| usize::from(c.iter().fold(0u8, |n, &p| n + u8::from(p != 0))))
+                    .sum::<usize>()
+            })
+            .collect();
+        let nonzero: usize = counts.iter().sum();
         if path == InputPath::Auto && nonzero as f64 > SPARSE_MAX_DENSITY * self.pixels.len() as f64
         {
             return None;
         }
-        let mut indptr = Vec::with_capacity(self.len() + 1);
-        let mut indices = Vec::with_capacity(nonzero);
-        let mut values = Vec::with_capacity(nonzero);
-        indptr.push(0);
-        for row in self.pixels.chunks_exact(self.features) {
-            // 32 pixels at a time: a bit mask of the nonzero ones (a vector
-            // compare), then one step per set bit. Background costs nothing.
-            for (c, chunk) in row.chunks(32).enumerate() {
-                let mut mask = chunk
-                    .iter()
-                    .enumerate()
-                    .fold(0u32, |m, (i, &p)| m | (u32::from(p != 0) << i));
-                while mask != 0 {
-                    let i = mask.trailing_zeros() as usize;
-                    // Below 2¹⁶: checked above.
-                    indices.push((c * 32 + i) as u16);
-                    values.push(chunk[i]);
-                    mask &= mask - 1;
-                }
-            }
-            indptr.push(indices.len());
+        let mut indptr = vec![0usize; self.len() + 1];
+        let mut indices = vec![0u16; nonzero];
+        let mut values = vec![0u8; nonzero];
+        // Each block's share of the three arrays.
+        let mut shares = Vec::with_capacity(counts.len());
+        let (mut ptr_rest, mut idx_rest, mut val_rest) =
+            (&mut indptr[1..], &mut indices[..], &mut values[..]);
+        let mut offset = 0;
+        for (rows, &count) in self.pixels.chunks(block_bytes).zip(&counts) {
+            let (p, pr) = ptr_rest.split_at_mut(rows.len() / self.features);
+            let (i, ir) = idx_rest.split_at_mut(count);
+            let (v, vr) = val_rest.split_at_mut(count);
+            shares.push((rows, p, i, v, offset));
+            (ptr_rest, idx_rest, val_rest) = (pr, ir, vr);
+            offset += count;
         }
+        shares
+            .into_par_iter()
+            .for_each(|(rows, ends, indices, values, offset)| {
+                let mut k = 0;
+                for (row, end) in rows.chunks_exact(self.features).zip(ends) {
+                    // 32 pixels at a time: a bit mask of the nonzero ones (a
+                    // vector compare), then one step per set bit.
+                    for (c, chunk) in row.chunks(32).enumerate() {
+                        let mut mask = chunk
+                            .iter()
+                            .enumerate()
+                            .fold(0u32, |m, (i, &p)| m | (u32::from(p != 0) << i));
+                        while mask != 0 {
+                            let i = mask.trailing_zeros() as usize;
+                            // Below 2¹⁶: checked above.
+                            indices[k] = (c * 32 + i) as u16;
+                            values[k] = chunk[i];
+                            k += 1;
+                            mask &= mask - 1;
+                        }
+                    }
+                    *end = offset + k;
+                }
+            });
         Some(SparseImages {
             indptr,
             indices,

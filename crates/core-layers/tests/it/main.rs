@@ -5,3 +5,4 @@
 mod common;
 mod compositions;
 mod layers;
+mod sparse;

@@ -7,6 +7,7 @@
 mod cli;
 mod gradient;
 mod real_data;
+mod sparse;
 
 /// Whether the real-data tests were selected; prints a skip line if not.
 pub fn real_data_selected(test: &str) -> bool {

@@ -140,3 +140,84 @@ where
 pub fn weighted_sum(out: ArrayView2<'_, f64>, r: ArrayView2<'_, f64>) -> f64 {
     (&out * &r).sum()
 }
+
+/// Shapes for the sparse-path tests: the output width decides the kernels'
+/// column blocks (1 below 8 columns, then 8, 16 for f64 and 32 for f32, the
+/// last block shifted left to overlap when the width is not a multiple),
+/// so it spans all of them; the input width is the number of candidate
+/// entries per row.
+pub fn sparse_batch() -> std::ops::RangeInclusive<usize> {
+    1..=8
+}
+
+pub fn sparse_inputs() -> std::ops::RangeInclusive<usize> {
+    1..=40
+}
+
+pub fn sparse_outputs() -> std::ops::RangeInclusive<usize> {
+    1..=70
+}
+
+prop_compose! {
+    /// A `rows × cols` matrix with entries in `[-2, 2]` of which a random
+    /// fraction between 50 % and 90 % is set to exactly 0 (whole rows and
+    /// columns of zeros included, for narrow shapes), in C or F order.
+    pub fn arb_sparse_matrix(rows: usize, cols: usize)
+        (values in prop::collection::vec(-2.0..2.0f64, rows * cols),
+         draws in prop::collection::vec(0.0..1.0f64, rows * cols),
+         zeros in 0.5..0.9f64,
+         layout in layout())
+        -> Array2<f64>
+    {
+        let values = values.iter().zip(&draws).map(|(&v, &d)| if d < zeros { 0.0 } else { v }).collect();
+        matrix(rows, cols, values, layout)
+    }
+}
+
+/// How a weight matrix is handed to a sparse kernel: the kernels copy any
+/// non-standard view to standard layout first, and that copy must be right.
+#[derive(Clone, Copy, Debug)]
+pub enum WeightView {
+    /// A row-major array.
+    Standard,
+    /// The transposed view of a row-major `[O, I]` array (column-major).
+    Transposed,
+    /// A view with its rows in reverse (negative row stride).
+    RowsReversed,
+}
+
+pub fn weight_view() -> impl Strategy<Value = WeightView> {
+    prop_oneof![
+        Just(WeightView::Standard),
+        Just(WeightView::Transposed),
+        Just(WeightView::RowsReversed)
+    ]
+}
+
+/// Storage for `w` such that [`WeightStore::view`] shows `w` with the given layout.
+pub struct WeightStore {
+    data: Array2<f64>,
+    how: WeightView,
+}
+
+impl WeightStore {
+    pub fn new(w: &Array2<f64>, how: WeightView) -> Self {
+        let data = match how {
+            WeightView::Standard => w.as_standard_layout().into_owned(),
+            WeightView::Transposed => w.t().as_standard_layout().into_owned(),
+            WeightView::RowsReversed => w
+                .slice(ndarray::s![..;-1, ..])
+                .as_standard_layout()
+                .into_owned(),
+        };
+        WeightStore { data, how }
+    }
+
+    pub fn view(&self) -> ArrayView2<'_, f64> {
+        match self.how {
+            WeightView::Standard => self.data.view(),
+            WeightView::Transposed => self.data.t(),
+            WeightView::RowsReversed => self.data.slice(ndarray::s![..;-1, ..]),
+        }
+    }
+}

@@ -197,7 +197,7 @@ fn affine_paths(c: &mut Criterion) {
             |bn| bn.iter(|| black_box(affine(black_box(x), w, b))),
         );
         group.bench_function(BenchmarkId::new("forward-matrixmultiply", &density), |bn| {
-            bn.iter(|| black_box(mm(black_box(x), w) + &b))
+            bn.iter(|| black_box(mm(black_box(x), w) + b))
         });
         group.bench_function(BenchmarkId::new("forward-sparse", &density), |bn| {
             bn.iter(|| black_box(sparse_affine(black_box(xs), w, b)))

@@ -201,25 +201,36 @@ impl<A: NdFloat> SparseRows<A> {
             start == *self.indptr.last().expect("indptr starts with 0"),
             "SparseRows::push_row: a row is already being built with push"
         );
-        let mut next = 0u32;
+        // One pass that copies and checks: every column below ncols and
+        // above the one before (`prev` starts below every column).
+        let ncols = self.ncols as u64;
+        let mut prev: i64 = -1;
         let mut ok = true;
         self.indices.extend(columns.iter().map(|&c| {
             let c = c.into();
-            ok &= c >= next;
-            next = c.wrapping_add(1);
+            ok &= i64::from(c) > prev && u64::from(c) < ncols;
+            prev = i64::from(c);
             c
         }));
-        ok &= columns.is_empty() || (next as usize) <= self.ncols && next != 0;
         self.values.extend(values);
-        if !ok || self.values.len() != self.indices.len() {
-            let n = self.values.len() - start;
+        let n_values = self.values.len() - start;
+        if !ok || n_values != columns.len() {
+            let cols: Vec<u32> = self.indices[start..].to_vec();
             self.indices.truncate(start);
             self.values.truncate(start);
-            panic!(
-                "SparseRows::push_row: {} columns and {n} values, which must be equal, strictly increasing and below {}",
-                columns.len(),
-                self.ncols
-            );
+            let why = if n_values != columns.len() {
+                format!("{} columns but {n_values} values", columns.len())
+            } else if let Some(&c) = cols.iter().find(|&&c| u64::from(c) >= ncols) {
+                format!("column {c} of a matrix with {} columns", self.ncols)
+            } else {
+                let k = cols.windows(2).position(|w| w[1] <= w[0]).unwrap_or(0);
+                format!(
+                    "column {} after column {}; columns must increase within a row",
+                    cols[k + 1],
+                    cols[k]
+                )
+            };
+            panic!("SparseRows::push_row: {why}");
         }
         self.end_row();
     }
@@ -559,7 +570,7 @@ fn column_blocks<A: NdFloat, E: Entries<A>, const B: usize, const K: usize>(
         for (acc, &s) in acc.iter_mut().zip(&starts) {
             let part: &[A; B] = row[s..][..B].try_into().expect("B columns");
             for k in 0..B {
-                acc[k] = acc[k] + v * part[k];
+                acc[k] += v * part[k];
             }
         }
     }

@@ -123,8 +123,10 @@ impl<'a> ImageSet<'a> {
             })
             .collect();
         let nonzero: usize = counts.iter().sum();
-        if path == InputPath::Auto && nonzero as f64 > SPARSE_MAX_DENSITY * self.pixels.len() as f64
-        {
+        // The same quotient as `core_layers::sparse::density`, so that the
+        // data and the layer agree at the threshold.
+        let density = nonzero as f64 / self.pixels.len().max(1) as f64;
+        if path == InputPath::Auto && density > SPARSE_MAX_DENSITY {
             return None;
         }
         let mut indptr = vec![0usize; self.len() + 1];
@@ -468,6 +470,14 @@ fn prefetch<T>(data: &[T]) {
     let _ = data;
 }
 
+/// An evaluation in flight: its epoch, its iteration, and the thread
+/// computing its (train, test) accuracies.
+type Pending<'scope> = (
+    usize,
+    usize,
+    std::thread::ScopedJoinHandle<'scope, (f64, f64)>,
+);
+
 /// The batch buffer of [`train`].
 enum Batch<A> {
     Dense(Array2<A>),
@@ -501,7 +511,9 @@ enum Batch<A> {
 /// layer takes its exact sparse path, and the evaluations too.
 ///
 /// `observe` sees every event and may stop the run early with
-/// `ControlFlow::Break`. The same `rng` state, data and thread count give
+/// `ControlFlow::Break`. Indices are drawn one batch ahead (the same draws,
+/// in the same order), so a run that stops early, by a `Break` or by
+/// divergence, has drawn one batch more from `rng` than it used. The same `rng` state, data and thread count give
 /// the same numbers.
 ///
 /// # Errors
@@ -544,26 +556,20 @@ where
 
     std::thread::scope(|scope| {
         // The evaluation in flight: its epoch and iteration, and its thread.
-        let mut pending: Option<(usize, usize, std::thread::ScopedJoinHandle<'_, (f64, f64)>)> =
-            None;
-        let finish = |(epoch, iter, handle): (
-            usize,
-            usize,
-            std::thread::ScopedJoinHandle<'_, (f64, f64)>,
-        ),
-                      history: &mut History,
-                      observe: &mut F| {
-            let (train_acc, test_acc) =
-                handle.join().expect("the evaluation thread does not panic");
-            let record = EpochRecord {
-                epoch,
-                iter,
-                train_acc,
-                test_acc,
+        let mut pending: Option<Pending<'_>> = None;
+        let finish =
+            |(epoch, iter, handle): Pending<'_>, history: &mut History, observe: &mut F| {
+                let (train_acc, test_acc) =
+                    handle.join().expect("the evaluation thread does not panic");
+                let record = EpochRecord {
+                    epoch,
+                    iter,
+                    train_acc,
+                    test_acc,
+                };
+                history.epochs.push(record);
+                observe(Event::Epoch(&record))
             };
-            history.epochs.push(record);
-            observe(Event::Epoch(&record))
-        };
         // Each batch's indices are drawn one iteration ahead (the same draws
         // in the same order), so that its rows can be fetched from memory
         // while the step before is computed.
@@ -613,12 +619,11 @@ where
             }
             let due = iter % per_epoch == 0;
             let done = pending.as_ref().is_some_and(|(_, _, h)| h.is_finished());
-            if due || done {
-                if let Some(p) = pending.take() {
-                    if finish(p, &mut history, &mut observe).is_break() {
-                        break;
-                    }
-                }
+            if (due || done)
+                && let Some(p) = pending.take()
+                && finish(p, &mut history, &mut observe).is_break()
+            {
+                break;
             }
             if due {
                 let snapshot = net.snapshot();

@@ -592,15 +592,22 @@ fn two_rows() -> SparseRows<f64> {
 #[test]
 fn push_row_refuses_bad_rows_and_leaves_the_rows_unchanged() {
     let mut s = two_rows();
-    let shape = "which must be equal, strictly increasing and below 4";
     for (cols, vals, expected) in [
-        (&[0u32, 2][..], &[1.0][..], "2 columns and 1 values"),
-        (&[0, 2], &[1.0, 2.0, 3.0], "2 columns and 3 values"),
-        (&[2, 2], &[1.0, 2.0], shape),
-        (&[3, 1], &[1.0, 2.0], shape),
-        (&[0, 4], &[1.0, 2.0], shape),
-        (&[4], &[1.0], shape),
-        (&[1000], &[1.0], shape),
+        (&[0u32, 2][..], &[1.0][..], "2 columns but 1 values"),
+        (&[0, 2], &[1.0, 2.0, 3.0], "2 columns but 3 values"),
+        (
+            &[2, 2],
+            &[1.0, 2.0],
+            "column 2 after column 2; columns must increase",
+        ),
+        (
+            &[3, 1],
+            &[1.0, 2.0],
+            "column 1 after column 3; columns must increase",
+        ),
+        (&[0, 4], &[1.0, 2.0], "column 4 of a matrix with 4 columns"),
+        (&[4], &[1.0], "column 4 of a matrix with 4 columns"),
+        (&[1000], &[1.0], "column 1000 of a matrix with 4 columns"),
     ] {
         check_push_row_refused(&mut s, cols, vals, expected);
     }
@@ -641,10 +648,10 @@ fn push_refuses_bad_columns_and_leaves_the_rows_unchanged() {
     assert_eq!(s, half);
 }
 
-/// A column of `u32::MAX` (far beyond `ncols`) before a smaller one: the
-/// order check computes `next = c + 1` with a wrapping add, so after
-/// `u32::MAX` it restarts from 0 and every later column passes, and the
-/// range check looks only at the last column.
+/// A column of `u32::MAX` (far beyond `ncols`) before a smaller one. An
+/// earlier check computed `next = c + 1` with a wrapping add, so after
+/// `u32::MAX` it restarted from 0, and it checked the range of the last
+/// column only.
 #[test]
 fn push_row_refuses_u32_max_followed_by_a_smaller_column() {
     for cols in [&[u32::MAX, 0][..], &[1, u32::MAX, 2]] {
@@ -654,7 +661,7 @@ fn push_row_refuses_u32_max_followed_by_a_smaller_column() {
             &mut s,
             cols,
             &vals,
-            "which must be equal, strictly increasing and below 4",
+            "column 4294967295 of a matrix with 4 columns",
         );
     }
 }

@@ -343,6 +343,19 @@ impl<A: NdFloat> Affine<A> {
         self.path
     }
 
+    /// Takes back the sparse input of the last forward pass (e.g. to reuse
+    /// its buffers for the next batch); `None` if it was dense or is gone.
+    /// Call it after the backward pass, which needs the input.
+    pub fn take_sparse_input(&mut self) -> Option<SparseRows<A>> {
+        match self.x.take() {
+            Some(CachedInput::Sparse(x)) => Some(x),
+            other => {
+                self.x = other;
+                None
+            }
+        }
+    }
+
     /// Whether the last forward pass took the sparse path (`None` before the first).
     pub fn took_sparse_path(&self) -> Option<bool> {
         self.x.as_ref().map(|x| matches!(x, CachedInput::Sparse(_)))

@@ -201,17 +201,12 @@ impl<A: NdFloat> SparseRows<A> {
             start == *self.indptr.last().expect("indptr starts with 0"),
             "SparseRows::push_row: a row is already being built with push"
         );
-        // One pass that copies and checks: every column below ncols and
-        // above the one before (`prev` starts below every column).
+        // Strictly increasing, and the last below ncols: then all are in
+        // range. Checked before copying, in loops that vectorise.
         let ncols = self.ncols as u64;
-        let mut prev: i64 = -1;
-        let mut ok = true;
-        self.indices.extend(columns.iter().map(|&c| {
-            let c = c.into();
-            ok &= i64::from(c) > prev && u64::from(c) < ncols;
-            prev = i64::from(c);
-            c
-        }));
+        let ok = columns.windows(2).all(|w| w[0].into() < w[1].into())
+            && columns.last().is_none_or(|&c| u64::from(c.into()) < ncols);
+        self.indices.extend(columns.iter().map(|&c| c.into()));
         self.values.extend(values);
         let n_values = self.values.len() - start;
         if !ok || n_values != columns.len() {

@@ -320,10 +320,41 @@ impl<A: NdFloat> TwoLayerNet<A> {
         loss
     }
 
+    /// [`train_step`](TwoLayerNet::train_step) on a sparse batch that is
+    /// handed to the first layer, not copied, and handed back after the
+    /// step (for the next batch to be written into).
+    ///
+    /// # Panics
+    ///
+    /// If `x` or `t` do not fit the network.
+    #[track_caller]
+    pub fn train_step_sparse(
+        &mut self,
+        x: SparseRows<A>,
+        t: Labels<'_, A>,
+        lr: A,
+    ) -> (A, SparseRows<A>) {
+        let a1 = self.affine1.forward_sparse(x);
+        let loss = self.backprop_from(a1, t);
+        self.affine1.sgd_step(lr);
+        self.affine2.sgd_step(lr);
+        let x = self
+            .affine1
+            .take_sparse_input()
+            .expect("the first layer holds the sparse input it was given");
+        (loss, x)
+    }
+
     /// Forward and backward passes; the gradients are left in the layers.
     #[track_caller]
     fn backprop(&mut self, x: Input<'_, A>, t: Labels<'_, A>) -> A {
         let a1 = self.affine1.forward_input(x);
+        self.backprop_from(a1, t)
+    }
+
+    /// [`backprop`](TwoLayerNet::backprop) after the first layer's forward pass.
+    #[track_caller]
+    fn backprop_from(&mut self, a1: Array2<A>, t: Labels<'_, A>) -> A {
         let z1 = self.relu1.forward(a1.view());
         let a2 = self.affine2.forward(z1.view());
         let loss = self.last_layer.forward(a2.view(), t);

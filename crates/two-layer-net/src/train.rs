@@ -594,7 +594,11 @@ where
             let loss = match (&mut batch, train) {
                 (Batch::Sparse(x), Examples::Sparse(data)) => {
                     data.batch_into(&idx, x, &mut t);
-                    net.train_step(&*x, Labels::Classes(t.view()), lr)
+                    // Handed over and back: no copy of the batch per step.
+                    let taken = std::mem::replace(x, SparseRows::new(0));
+                    let (loss, back) = net.train_step_sparse(taken, Labels::Classes(t.view()), lr);
+                    *x = back;
+                    loss
                 }
                 (Batch::Dense(x), Examples::Dense(data)) => {
                     data.batch_into(&idx, x.view_mut(), &mut t);

@@ -632,11 +632,11 @@ impl<A> Default for TransposeScratch<A> {
 pub fn sparse_t_dot_with<A: NdFloat>(
     x: &SparseRows<A>,
     dout: ArrayView2<'_, A>,
-    mut dw: ArrayViewMut2<'_, A>,
+    dw: ArrayViewMut2<'_, A>,
     scratch: &mut TransposeScratch<A>,
 ) {
-    dw.fill(A::zero());
-    sparse_t_dot_zeroed_with(x, dout, dw, scratch);
+    // Every row is written: rows of unused columns get zeros.
+    t_dot(x, dout, dw, scratch, false);
 }
 
 /// [`sparse_t_dot_with`] for a `dw` that holds zeros already (a new
@@ -649,8 +649,21 @@ pub fn sparse_t_dot_with<A: NdFloat>(
 pub fn sparse_t_dot_zeroed_with<A: NdFloat>(
     x: &SparseRows<A>,
     dout: ArrayView2<'_, A>,
+    dw: ArrayViewMut2<'_, A>,
+    scratch: &mut TransposeScratch<A>,
+) {
+    t_dot(x, dout, dw, scratch, true);
+}
+
+/// `dw = xᵀ·dout`; with `zeroed`, the rows of unused columns are left as
+/// they are (zeros).
+#[track_caller]
+fn t_dot<A: NdFloat>(
+    x: &SparseRows<A>,
+    dout: ArrayView2<'_, A>,
     mut dw: ArrayViewMut2<'_, A>,
     scratch: &mut TransposeScratch<A>,
+    zeroed: bool,
 ) {
     assert!(
         dout.nrows() == x.nrows() && dw.dim() == (x.ncols(), dout.ncols()),
@@ -680,7 +693,7 @@ pub fn sparse_t_dot_zeroed_with<A: NdFloat>(
     }
     next.clear();
     next.extend_from_slice(&starts[..x.ncols()]);
-    entries.clear();
+    // Every slot is written below: old contents may stay (no clearing).
     entries.resize(x.nnz(), (0, A::zero()));
     for n in 0..x.nrows() {
         let (cols, vals) = x.row(n);
@@ -697,7 +710,7 @@ pub fn sparse_t_dot_zeroed_with<A: NdFloat>(
     let zeros = vec![A::zero(); o];
     let row = |j: usize| entries[starts[j]..starts[j + 1]].iter().copied();
     match dw.as_slice_mut() {
-        Some(y) => rows_axpys(y, &zeros, row, dout, o, true),
+        Some(y) => rows_axpys(y, &zeros, row, dout, o, zeroed),
         None => {
             let mut y = Array2::zeros(dw.dim());
             rows_axpys(

@@ -7,7 +7,7 @@ use ndarray::{
 
 use crate::functions::{affine, relu, sigmoid};
 use crate::sparse::{
-    InputPath, SparseRows, TransposeScratch, sparse_affine, sparse_t_dot_with,
+    InputPath, SparseRows, TransposeScratch, sparse_affine, sparse_sgd_with, sparse_t_dot_with,
     sparse_t_dot_zeroed_with,
 };
 use crate::{Input, Layer};
@@ -278,6 +278,32 @@ impl<A: NdFloat> Affine<A> {
         }
         g.db.assign(&dout.sum_axis(Axis(0)));
         self.grads = Some(g);
+    }
+
+    /// The backward pass without `dx`, and an SGD step, in one:
+    /// `W ← W − lr · xᵀ·dout`, `b ← b − lr · Σₙ dout`. The same numbers as
+    /// [`backward_params`](Affine::backward_params) then
+    /// [`sgd_step`](Affine::sgd_step); for a sparse input the update is fused
+    /// into the product and `dW` is never stored, so afterwards
+    /// [`grads`](Affine::grads) is `None`.
+    ///
+    /// # Panics
+    ///
+    /// As [`Layer::backward`].
+    #[track_caller]
+    pub fn backward_sgd(&mut self, dout: ArrayView2<'_, A>, lr: A) {
+        match &self.x {
+            Some(CachedInput::Sparse(x)) => {
+                check_dout("Affine", dout.dim(), (x.nrows(), self.w.ncols()));
+                sparse_sgd_with(x, dout, self.w.view_mut(), lr, &mut self.scratch);
+                self.b.scaled_add(-lr, &dout.sum_axis(Axis(0)));
+                self.grads = None;
+            }
+            _ => {
+                self.backward_params(dout);
+                self.sgd_step(lr);
+            }
+        }
     }
 
     /// One SGD step with the gradients of the last backward pass:

@@ -420,21 +420,46 @@ pub fn sparse_affine_into<A: NdFloat>(
         entries(cols, vals)
     };
     match out.as_slice_mut() {
-        Some(y) => rows_axpys(y, &b, row, w, o, false),
+        Some(y) => rows_axpys(y, &b, row, w, o, false, Store::Set),
         None => {
             let mut y = Array2::zeros(out.dim());
-            rows_axpys(y.as_slice_mut().expect("new array"), &b, row, w, o, false);
+            rows_axpys(
+                y.as_slice_mut().expect("new array"),
+                &b,
+                row,
+                w,
+                o,
+                false,
+                Store::Set,
+            );
             out.assign(&y);
         }
     }
 }
 
-/// `y = init + Σₖ vals[k] · w[cols[k]·o .. (cols[k] + 1)·o]`.
-/// For each row `n` of `y` (rows of `o`): `y[n] = init + Σₖ vₖ · w[jₖ·o .. (jₖ + 1)·o]`
-/// over the entries `(jₖ, vₖ)` of `entries_of(n)`. With `skip_empty`, rows
-/// without entries are left alone (for a `y` that holds `init` already).
-fn rows_axpys<A, E, F>(y: &mut [A], init: &[A], entries_of: F, w: &[A], o: usize, skip_empty: bool)
-where
+/// What the kernels do with a row's sums.
+#[derive(Clone, Copy)]
+enum Store<A> {
+    /// `y = sums` (the sums start from `init`).
+    Set,
+    /// `y = y + alpha · sums`, as ndarray's `scaled_add` computes it (the
+    /// sums start from zeros): a fused SGD step.
+    AddScaled(A),
+}
+
+/// For each row `n` of `y` (rows of `o`): the sums `init + Σₖ vₖ · w[jₖ·o .. (jₖ + 1)·o]`
+/// over the entries `(jₖ, vₖ)` of `entries_of(n)`, stored as `store` says.
+/// With `skip_empty`, rows without entries are left alone (for a `y` that
+/// holds `init` already, or for [`Store::AddScaled`], which adds nothing there).
+fn rows_axpys<A, E, F>(
+    y: &mut [A],
+    init: &[A],
+    entries_of: F,
+    w: &[A],
+    o: usize,
+    skip_empty: bool,
+    store: Store<A>,
+) where
     A: NdFloat,
     E: Entries<A>,
     F: Fn(usize) -> E,
@@ -442,9 +467,9 @@ where
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { rows_axpys_avx2(y, init, entries_of, w, o, skip_empty) };
+        return unsafe { rows_axpys_avx2(y, init, entries_of, w, o, skip_empty, store) };
     }
-    rows_axpys_generic(y, init, entries_of, w, o, skip_empty);
+    rows_axpys_generic(y, init, entries_of, w, o, skip_empty, store);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -456,12 +481,13 @@ fn rows_axpys_avx2<A, E, F>(
     w: &[A],
     o: usize,
     skip_empty: bool,
+    store: Store<A>,
 ) where
     A: NdFloat,
     E: Entries<A>,
     F: Fn(usize) -> E,
 {
-    rows_axpys_generic(y, init, entries_of, w, o, skip_empty);
+    rows_axpys_generic(y, init, entries_of, w, o, skip_empty, store);
 }
 
 #[inline(always)]
@@ -472,6 +498,7 @@ fn rows_axpys_generic<A, E, F>(
     w: &[A],
     o: usize,
     skip_empty: bool,
+    store: Store<A>,
 ) where
     A: NdFloat,
     E: Entries<A>,
@@ -485,7 +512,7 @@ fn rows_axpys_generic<A, E, F>(
         if skip_empty && e.clone().next().is_none() {
             continue;
         }
-        row_axpys_generic(y, init, e, w, o);
+        row_axpys_generic(y, init, e, w, o, store);
     }
 }
 
@@ -508,22 +535,24 @@ fn row_axpys_generic<A: NdFloat, E: Entries<A>>(
     entries: E,
     w: &[A],
     o: usize,
+    store: Store<A>,
 ) {
     // Blocks of four 256-bit vectors' worth of columns (32 f32 or 16 f64),
     // two blocks per pass over the row's entries: their sums stay in
     // registers, and each row of W is read once per pass. When the block
     // width does not divide `o`, the last block is shifted left to end at
     // `o`, overlapping the one before: the overlapped columns are computed
-    // twice, the same way, instead of one by one. Every output is
-    // `init + v₀w₀ + v₁w₁ + …` in the order of the entries, whatever the blocks.
+    // twice, the same way, instead of one by one (and stored once). Every
+    // sum is `init + v₀w₀ + v₁w₁ + …` in the order of the entries, whatever
+    // the blocks.
     if size_of::<A>() == 4 && o >= 32 {
-        blocks::<A, E, 32>(y, init, entries.clone(), w, o);
+        blocks::<A, E, 32>(y, init, entries, w, o, store);
     } else if size_of::<A>() != 4 && o >= 16 {
-        blocks::<A, E, 16>(y, init, entries.clone(), w, o);
+        blocks::<A, E, 16>(y, init, entries, w, o, store);
     } else if o >= 8 {
-        blocks::<A, E, 8>(y, init, entries.clone(), w, o);
+        blocks::<A, E, 8>(y, init, entries, w, o, store);
     } else {
-        blocks::<A, E, 1>(y, init, entries.clone(), w, o);
+        blocks::<A, E, 1>(y, init, entries, w, o, store);
     }
 }
 
@@ -535,20 +564,33 @@ fn blocks<A: NdFloat, E: Entries<A>, const B: usize>(
     entries: E,
     w: &[A],
     o: usize,
+    store: Store<A>,
 ) {
     let n = o.div_ceil(B);
+    // Block k covers columns start(k)..start(k) + B, of which the first
+    // k·B − start(k) belong to block k − 1 already.
     let start = |k: usize| (k * B).min(o - B);
+    let part = |k: usize| (start(k), k * B - start(k));
     let mut k = 0;
     while k + 2 <= n {
-        column_blocks::<A, E, B, 2>(y, init, entries.clone(), w, o, [start(k), start(k + 1)]);
+        column_blocks::<A, E, B, 2>(
+            y,
+            init,
+            entries.clone(),
+            w,
+            o,
+            [part(k), part(k + 1)],
+            store,
+        );
         k += 2;
     }
     if k < n {
-        column_blocks::<A, E, B, 1>(y, init, entries, w, o, [start(k)]);
+        column_blocks::<A, E, B, 1>(y, init, entries, w, o, [part(k)], store);
     }
 }
 
-/// Columns `s..s + B` for each `s` in `starts`, in one pass over the entries.
+/// For each `(s, done)` in `parts`: the sums of columns `s..s + B`, in one
+/// pass over the entries, stored from column `s + done` on.
 #[inline(always)]
 fn column_blocks<A: NdFloat, E: Entries<A>, const B: usize, const K: usize>(
     y: &mut [A],
@@ -556,21 +598,34 @@ fn column_blocks<A: NdFloat, E: Entries<A>, const B: usize, const K: usize>(
     entries: E,
     w: &[A],
     o: usize,
-    starts: [usize; K],
+    parts: [(usize, usize); K],
+    store: Store<A>,
 ) {
     let mut acc: [[A; B]; K] =
-        std::array::from_fn(|i| init[starts[i]..][..B].try_into().expect("B columns"));
+        std::array::from_fn(|i| init[parts[i].0..][..B].try_into().expect("B columns"));
     for (j, v) in entries {
         let row = &w[j as usize * o..][..o];
-        for (acc, &s) in acc.iter_mut().zip(&starts) {
+        for (acc, &(s, _)) in acc.iter_mut().zip(&parts) {
             let part: &[A; B] = row[s..][..B].try_into().expect("B columns");
             for k in 0..B {
                 acc[k] += v * part[k];
             }
         }
     }
-    for (acc, &s) in acc.iter().zip(&starts) {
-        y[s..s + B].copy_from_slice(acc);
+    for (acc, &(s, done)) in acc.iter().zip(&parts) {
+        // Whole blocks of B, a length the compiler knows.
+        let out: &mut [A; B] = (&mut y[s..s + B]).try_into().expect("B columns");
+        match store {
+            // The overlapped columns get the same value again.
+            Store::Set => *out = *acc,
+            // The overlapped columns were updated by the block before.
+            Store::AddScaled(alpha) => {
+                for k in 0..B {
+                    let updated = out[k] + alpha * acc[k];
+                    out[k] = if k >= done { updated } else { out[k] };
+                }
+            }
+        }
     }
 }
 
@@ -636,7 +691,26 @@ pub fn sparse_t_dot_with<A: NdFloat>(
     scratch: &mut TransposeScratch<A>,
 ) {
     // Every row is written: rows of unused columns get zeros.
-    t_dot(x, dout, dw, scratch, false);
+    t_dot(x, dout, dw, scratch, false, Store::Set);
+}
+
+/// The sparse backward pass and SGD step of `W` in one: `w ← w − lr · xᵀ·dout`,
+/// the same numbers, bit for bit, as [`sparse_t_dot_into`] followed by
+/// `w.scaled_add(-lr, &dw)`, without the `dW` array. Rows of `w` for columns
+/// that no example uses are not touched (their gradient is exactly 0).
+///
+/// # Panics
+///
+/// If the shapes do not chain (the message names them).
+#[track_caller]
+pub fn sparse_sgd_with<A: NdFloat>(
+    x: &SparseRows<A>,
+    dout: ArrayView2<'_, A>,
+    w: ArrayViewMut2<'_, A>,
+    lr: A,
+    scratch: &mut TransposeScratch<A>,
+) {
+    t_dot(x, dout, w, scratch, true, Store::AddScaled(-lr));
 }
 
 /// [`sparse_t_dot_with`] for a `dw` that holds zeros already (a new
@@ -652,7 +726,7 @@ pub fn sparse_t_dot_zeroed_with<A: NdFloat>(
     dw: ArrayViewMut2<'_, A>,
     scratch: &mut TransposeScratch<A>,
 ) {
-    t_dot(x, dout, dw, scratch, true);
+    t_dot(x, dout, dw, scratch, true, Store::Set);
 }
 
 /// `dw = xᵀ·dout`; with `zeroed`, the rows of unused columns are left as
@@ -664,6 +738,7 @@ fn t_dot<A: NdFloat>(
     mut dw: ArrayViewMut2<'_, A>,
     scratch: &mut TransposeScratch<A>,
     zeroed: bool,
+    store: Store<A>,
 ) {
     assert!(
         dout.nrows() == x.nrows() && dw.dim() == (x.ncols(), dout.ncols()),
@@ -710,17 +785,15 @@ fn t_dot<A: NdFloat>(
     let zeros = vec![A::zero(); o];
     let row = |j: usize| entries[starts[j]..starts[j + 1]].iter().copied();
     match dw.as_slice_mut() {
-        Some(y) => rows_axpys(y, &zeros, row, dout, o, zeroed),
+        Some(y) => rows_axpys(y, &zeros, row, dout, o, zeroed, store),
         None => {
-            let mut y = Array2::zeros(dw.dim());
-            rows_axpys(
-                y.as_slice_mut().expect("new array"),
-                &zeros,
-                row,
-                dout,
-                o,
-                true,
-            );
+            // A copy in standard layout: zeros for the sums, or `w` to add to.
+            let mut y = match store {
+                Store::Set => Array2::zeros(dw.dim()),
+                Store::AddScaled(_) => dw.as_standard_layout().into_owned(),
+            };
+            let y_slice = y.as_slice_mut().expect("standard layout");
+            rows_axpys(y_slice, &zeros, row, dout, o, true, store);
             dw.assign(&y);
         }
     }

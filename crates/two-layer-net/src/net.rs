@@ -286,7 +286,8 @@ impl<A: NdFloat> TwoLayerNet<A> {
     where
         A: 'x,
     {
-        let loss = self.backprop(x.into(), t);
+        let a1 = self.affine1.forward_input(x.into());
+        let loss = self.backprop_from(a1, t, None);
         // Moved out, not copied: nothing else reads them.
         let g1 = self.affine1.take_grads().expect("backward just ran");
         let g2 = self.affine2.take_grads().expect("backward just ran");
@@ -314,8 +315,8 @@ impl<A: NdFloat> TwoLayerNet<A> {
     where
         A: 'x,
     {
-        let loss = self.backprop(x.into(), t);
-        self.affine1.sgd_step(lr);
+        let a1 = self.affine1.forward_input(x.into());
+        let loss = self.backprop_from(a1, t, Some(lr));
         self.affine2.sgd_step(lr);
         loss
     }
@@ -335,8 +336,7 @@ impl<A: NdFloat> TwoLayerNet<A> {
         lr: A,
     ) -> (A, SparseRows<A>) {
         let a1 = self.affine1.forward_sparse(x);
-        let loss = self.backprop_from(a1, t);
-        self.affine1.sgd_step(lr);
+        let loss = self.backprop_from(a1, t, Some(lr));
         self.affine2.sgd_step(lr);
         let x = self
             .affine1
@@ -345,16 +345,12 @@ impl<A: NdFloat> TwoLayerNet<A> {
         (loss, x)
     }
 
-    /// Forward and backward passes; the gradients are left in the layers.
+    /// Forward and backward passes after the first layer's forward pass;
+    /// the gradients are left in the layers. With `sgd = Some(lr)` the first
+    /// layer also takes its SGD step (fused into its backward pass); the
+    /// second layer's is left to the caller.
     #[track_caller]
-    fn backprop(&mut self, x: Input<'_, A>, t: Labels<'_, A>) -> A {
-        let a1 = self.affine1.forward_input(x);
-        self.backprop_from(a1, t)
-    }
-
-    /// [`backprop`](TwoLayerNet::backprop) after the first layer's forward pass.
-    #[track_caller]
-    fn backprop_from(&mut self, a1: Array2<A>, t: Labels<'_, A>) -> A {
+    fn backprop_from(&mut self, a1: Array2<A>, t: Labels<'_, A>, sgd: Option<A>) -> A {
         let z1 = self.relu1.forward(a1.view());
         let a2 = self.affine2.forward(z1.view());
         let loss = self.last_layer.forward(a2.view(), t);
@@ -363,7 +359,10 @@ impl<A: NdFloat> TwoLayerNet<A> {
         let dz1 = self.affine2.backward(da2.view());
         let da1 = self.relu1.backward(dz1.view());
         // The input is data: its gradient dx = da1·W1ᵀ would be thrown away.
-        self.affine1.backward_params(da1.view());
+        match sgd {
+            Some(lr) => self.affine1.backward_sgd(da1.view(), lr),
+            None => self.affine1.backward_params(da1.view()),
+        }
         loss
     }
 

@@ -14,7 +14,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use core_layers::functions::affine;
 use core_layers::sparse::{
     InputPath, SPARSE_MAX_DENSITY, TransposeScratch, affine_input, density, sparse_affine,
-    sparse_affine_into, sparse_t_dot_into, sparse_t_dot_with, sparse_t_dot_zeroed_with,
+    sparse_affine_into, sparse_sgd_with, sparse_t_dot_into, sparse_t_dot_with,
+    sparse_t_dot_zeroed_with,
 };
 use core_layers::{Affine, Input, Layer, SparseRows};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, NdFloat};
@@ -236,6 +237,73 @@ fn run_sparse_t_dot(x: Array2<f64>, dout: Array2<f64>) -> Result<(), TestCaseErr
         zeroed_t.t(),
         dw.view(),
     )?;
+    Ok(())
+}
+
+/// The fused backward pass and SGD step gives the bits of `xᵀ·dout` followed
+/// by `scaled_add(-lr, ..)`, for row- and column-major weights, leaves the
+/// rows of unused columns untouched, and so does [`Affine::backward_sgd`].
+fn run_sparse_sgd(
+    x: Array2<f64>,
+    w: Array2<f64>,
+    dout: Array2<f64>,
+    lr: f64,
+) -> Result<(), TestCaseError> {
+    let s = SparseRows::from_dense(x.view());
+    let mut dw = nan_buffer(w.nrows(), w.ncols());
+    sparse_t_dot_into(&s, dout.view(), dw.view_mut());
+    let mut want = w.clone();
+    want.scaled_add(-lr, &dw);
+    let mut scratch = TransposeScratch::default();
+    let mut got = w.clone();
+    sparse_sgd_with(&s, dout.view(), got.view_mut(), lr, &mut scratch);
+    same_bits(
+        "sparse_sgd_with vs t_dot then scaled_add",
+        got.view(),
+        want.view(),
+    )?;
+    for j in 0..x.ncols() {
+        if x.column(j).iter().all(|&v| v == 0.0) {
+            prop_assert!(
+                got.row(j) == w.row(j),
+                "sparse_sgd_with changed row {} of an unused column",
+                j
+            );
+        }
+    }
+    let mut got_t = w.t().as_standard_layout().into_owned();
+    sparse_sgd_with(
+        &s,
+        dout.view(),
+        got_t.view_mut().reversed_axes(),
+        lr,
+        &mut scratch,
+    );
+    same_bits("sparse_sgd_with, column-major W", got_t.t(), want.view())?;
+
+    // The layer: a forward pass on the sparse path, then the fused step.
+    let b = Array1::from_shape_fn(w.ncols(), |k| 0.1 * k as f64);
+    let mut want_b = b.clone();
+    want_b.scaled_add(-lr, &dout.sum_axis(ndarray::Axis(0)));
+    let mut layer = Affine::new(w.clone(), b);
+    layer.set_input_path(InputPath::Sparse);
+    layer.forward(x.view());
+    layer.backward_sgd(dout.view(), lr);
+    same_bits("Affine::backward_sgd, W", layer.w(), want.view())?;
+    prop_assert!(
+        layer
+            .b()
+            .iter()
+            .zip(&want_b)
+            .all(|(g, w)| g.to_bits() == w.to_bits()),
+        "Affine::backward_sgd, b: got {}, want {}",
+        layer.b(),
+        want_b
+    );
+    prop_assert!(
+        layer.grads().is_none(),
+        "the fused step stores no gradients"
+    );
     Ok(())
 }
 
@@ -463,6 +531,12 @@ prop_compose! {
 }
 
 prop_compose! {
+    fn sgd_case()(n in sparse_batch(), i in sparse_inputs(), o in sparse_outputs())
+        (x in arb_sparse_matrix(n, i), w in arb_matrix(i, o), dout in arb_matrix(n, o), lr in 1e-3..1.0f64)
+        -> (Array2<f64>, Array2<f64>, Array2<f64>, f64) { (x, w, dout, lr) }
+}
+
+prop_compose! {
     fn gradcheck_case()(n in sparse_batch(), i in sparse_inputs(), o in sparse_outputs())
         (x in arb_sparse_matrix(n, i), x2 in arb_sparse_matrix(n, i), w in arb_matrix(i, o),
          b in arb_vector(o), r in arb_matrix(n, o))
@@ -494,6 +568,11 @@ proptest! {
     #[test]
     fn sparse_t_dot_matches_dense_and_the_documented_order((x, dout) in t_dot_case()) {
         run_sparse_t_dot(x, dout)?;
+    }
+
+    #[test]
+    fn fused_sparse_sgd_equals_t_dot_then_scaled_add((x, w, dout, lr) in sgd_case()) {
+        run_sparse_sgd(x, w, dout, lr)?;
     }
 
     #[test]

@@ -220,6 +220,49 @@ fn affine_paths(c: &mut Criterion) {
     }
 }
 
+/// Where the sparse path stops paying: the first layer's forward pass and
+/// `dW` together, from a dense 100×784 input, by each path, over input
+/// densities around [`SPARSE_MAX_DENSITY`](core_layers::sparse::SPARSE_MAX_DENSITY).
+/// The inputs are random (each pixel nonzero with the given probability,
+/// values in (0, 1]); only their density matters to the cost.
+fn affine_density(c: &mut Criterion) {
+    core_layers::blas::set_num_threads(1);
+    let mut rng = StdRng::seed_from_u64(3);
+    let w = Array2::from_shape_simple_fn((784, 50), || 0.01 * (rng.random::<f32>() - 0.5));
+    let b = Array1::from_shape_simple_fn(50, || rng.random::<f32>() - 0.5);
+    let dout = Array2::from_shape_simple_fn((BATCH, 50), || rng.random::<f32>() - 0.5);
+    let blas = core_layers::blas::BACKEND;
+    let mut group = c.benchmark_group("affine_density");
+    group.warm_up_time(std::time::Duration::from_secs(1));
+    group.measurement_time(std::time::Duration::from_secs(2));
+    for density in [0.05, 0.10, 0.19, 0.30, 0.35, 0.40, 0.50, 0.70] {
+        let x = Array2::from_shape_simple_fn((BATCH, 784), || {
+            if rng.random::<f64>() < density {
+                1.0 - rng.random::<f32>()
+            } else {
+                0.0
+            }
+        });
+        let label = format!("{density:.2}");
+        group.bench_function(BenchmarkId::new(format!("dense-{blas}"), &label), |bn| {
+            bn.iter(|| {
+                let y = affine(black_box(x.view()), w.view(), b.view());
+                (y, x.t().dot(&dout))
+            })
+        });
+        let mut dw = Array2::zeros(w.dim());
+        group.bench_function(BenchmarkId::new("sparse", &label), |bn| {
+            bn.iter(|| {
+                let xs = SparseRows::from_dense(black_box(x.view()));
+                let y = sparse_affine(&xs, w.view(), b.view());
+                sparse_t_dot_into(&xs, dout.view(), dw.view_mut());
+                y
+            })
+        });
+    }
+    group.finish();
+}
+
 /// What this machine does at best, for the floor in BENCHMARKS.md: reading
 /// a W1-sized array (157 KB, in L2) and independent multiply-adds (f32, 8
 /// lanes × 12 chains), both in plain Rust compiled with AVX2 as the kernels are.
@@ -292,5 +335,12 @@ fn mul_adds_generic(m: f32, n: usize) -> f32 {
     acc.iter().sum()
 }
 
-criterion_group!(benches, train_step, evaluate, affine_paths, machine);
+criterion_group!(
+    benches,
+    train_step,
+    evaluate,
+    affine_paths,
+    affine_density,
+    machine
+);
 criterion_main!(benches);

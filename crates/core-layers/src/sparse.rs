@@ -13,9 +13,11 @@
 //! against each other and against numerical gradients).
 //!
 //! The inner loops are plain Rust (`y[k] += a · w[k]` over a row). On x86-64
-//! they are compiled a second time with AVX2 enabled and that version is
-//! picked at run time when the CPU has it; both versions do the same
-//! operations in the same order, so they give the same bits.
+//! they are compiled twice more, with AVX-512F and with AVX2 enabled, and the
+//! widest version the CPU has is picked at run time. Every version does the
+//! same multiplications and additions in the same order (no fused
+//! multiply-add, which would round once instead of twice), so they all give
+//! the same bits.
 
 use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, NdFloat};
 
@@ -25,9 +27,9 @@ use crate::functions::affine;
 /// The input density (fraction of nonzero entries) at or below which
 /// [`Affine`](crate::Affine) takes its sparse path for a dense input.
 ///
-/// Measured with `cargo bench -p benches --bench layers` on 100×784 inputs
-/// times a 784×50 `W` (f32): see BENCHMARKS.md.
-pub const SPARSE_MAX_DENSITY: f64 = 0.35;
+/// Measured with `cargo bench -p benches --bench training -- affine_density`
+/// on 100×784 inputs times a 784×50 `W` (f32): see BENCHMARKS.md.
+pub const SPARSE_MAX_DENSITY: f64 = 0.3;
 
 /// Which product an affine layer uses for a dense input.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -204,8 +206,12 @@ impl<A: NdFloat> SparseRows<A> {
         // Strictly increasing, and the last below ncols: then all are in
         // range. Checked before copying, in loops that vectorise.
         let ncols = self.ncols as u64;
-        let ok = columns.windows(2).all(|w| w[0].into() < w[1].into())
-            && columns.last().is_none_or(|&c| u64::from(c.into()) < ncols);
+        // A fold without early exit over adjacent pairs, so that it vectorises.
+        let increasing = columns
+            .iter()
+            .zip(columns.iter().skip(1))
+            .fold(true, |ok, (&a, &b)| ok & (a.into() < b.into()));
+        let ok = increasing && columns.last().is_none_or(|&c| u64::from(c.into()) < ncols);
         self.indices.extend(columns.iter().map(|&c| c.into()));
         self.values.extend(values);
         let n_values = self.values.len() - start;
@@ -320,6 +326,77 @@ impl<A: NdFloat> SparseRows<A> {
 /// Writes the nonzero entries of `row` to the front of `cols` and `vals`
 /// (as long as `row`) and returns their count.
 fn compact<A: NdFloat>(row: &[A], cols: &mut [u32], vals: &mut [A]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<A>() == std::any::TypeId::of::<f32>()
+        && row.len() <= i32::MAX as usize
+        && std::arch::is_x86_feature_detected!("avx512f")
+    {
+        // SAFETY: `A` is f32 (checked just above), so the slices are f32
+        // slices of the same lengths.
+        let (row, vals) = unsafe {
+            (
+                std::slice::from_raw_parts(row.as_ptr().cast::<f32>(), row.len()),
+                std::slice::from_raw_parts_mut(vals.as_mut_ptr().cast::<f32>(), vals.len()),
+            )
+        };
+        // SAFETY: the CPU has AVX-512F, checked above.
+        return unsafe { compact_f32_avx512(row, cols, vals) };
+    }
+    compact_generic(row, cols, vals)
+}
+
+/// [`compact`] sixteen entries at a time: the nonzero ones of each group of
+/// sixteen are packed to the front of a register (`vcompressps`) and the
+/// whole register is stored at the write position, which never passes the
+/// read position, so every store stays inside the buffers. The same result
+/// as [`compact_generic`], entry for entry (`v != 0` is the same test: NaN
+/// counts as nonzero, -0.0 as zero).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn compact_f32_avx512(row: &[f32], cols: &mut [u32], vals: &mut [f32]) -> usize {
+    use std::arch::x86_64::{
+        _CMP_NEQ_UQ, _mm512_add_epi32, _mm512_cmp_ps_mask, _mm512_loadu_ps,
+        _mm512_maskz_compress_epi32, _mm512_maskz_compress_ps, _mm512_set1_epi32,
+        _mm512_setr_epi32, _mm512_setzero_ps, _mm512_storeu_epi32, _mm512_storeu_ps,
+    };
+    let n = row.len();
+    assert!(
+        cols.len() >= n && vals.len() >= n,
+        "compact: buffers too short"
+    );
+    let mut columns = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let sixteen = _mm512_set1_epi32(16);
+    let (mut j, mut k) = (0, 0);
+    while j + 16 <= n {
+        // SAFETY: j + 16 ≤ n ≤ the length of every slice, and k ≤ j, so
+        // the sixteen lanes read at j and written at k are in bounds.
+        unsafe {
+            let v = _mm512_loadu_ps(row.as_ptr().add(j));
+            let nonzero = _mm512_cmp_ps_mask::<_CMP_NEQ_UQ>(v, _mm512_setzero_ps());
+            _mm512_storeu_ps(
+                vals.as_mut_ptr().add(k),
+                _mm512_maskz_compress_ps(nonzero, v),
+            );
+            _mm512_storeu_epi32(
+                cols.as_mut_ptr().add(k).cast::<i32>(),
+                _mm512_maskz_compress_epi32(nonzero, columns),
+            );
+            k += nonzero.count_ones() as usize;
+        }
+        columns = _mm512_add_epi32(columns, sixteen);
+        j += 16;
+    }
+    // The last n mod 16 entries, one at a time (k ≤ j stays true).
+    for (j, &v) in row.iter().enumerate().skip(j) {
+        cols[k] = j as u32;
+        vals[k] = v;
+        k += usize::from(v != 0.0);
+    }
+    k
+}
+
+/// [`compact`], one entry at a time.
+fn compact_generic<A: NdFloat>(row: &[A], cols: &mut [u32], vals: &mut [A]) -> usize {
     let (cols, vals) = (&mut cols[..row.len()], &mut vals[..row.len()]);
     let mut k = 0;
     for (j, &v) in row.iter().enumerate() {
@@ -465,10 +542,33 @@ fn rows_axpys<A, E, F>(
     F: Fn(usize) -> E,
 {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { rows_axpys_avx512(y, init, entries_of, w, o, skip_empty, store) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
         return unsafe { rows_axpys_avx2(y, init, entries_of, w, o, skip_empty, store) };
     }
+    rows_axpys_generic(y, init, entries_of, w, o, skip_empty, store);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn rows_axpys_avx512<A, E, F>(
+    y: &mut [A],
+    init: &[A],
+    entries_of: F,
+    w: &[A],
+    o: usize,
+    skip_empty: bool,
+    store: Store<A>,
+) where
+    A: NdFloat,
+    E: Entries<A>,
+    F: Fn(usize) -> E,
+{
     rows_axpys_generic(y, init, entries_of, w, o, skip_empty, store);
 }
 
@@ -820,6 +920,112 @@ mod tests {
         assert_eq!(s.density(), 0.25);
         assert_eq!(s.to_dense(), x);
         assert_eq!(density(x.view()), 0.25);
+    }
+
+    /// The AVX-512 compaction gives what the scalar one gives, for every row
+    /// length around its blocks of 16, with -0.0 (a zero) and NaN (not one).
+    #[test]
+    fn every_compact_build_gives_the_same_entries() {
+        for n in 0..=70 {
+            let row: Vec<f32> = (0..n)
+                .map(|j| match j % 7 {
+                    0 | 3 => 0.0,
+                    5 => -0.0,
+                    6 if j % 2 == 0 => f32::NAN,
+                    _ => j as f32 * 0.25 - 4.0,
+                })
+                .collect();
+            let run = |f: &dyn Fn(&[f32], &mut [u32], &mut [f32]) -> usize| {
+                let (mut cols, mut vals) = (vec![u32::MAX; n], vec![7.0f32; n]);
+                let k = f(&row, &mut cols, &mut vals);
+                let bits: Vec<u32> = vals[..k].iter().map(|v| v.to_bits()).collect();
+                (cols[..k].to_vec(), bits)
+            };
+            let want = run(&|r, c, v| compact_generic(r, c, v));
+            let expected: Vec<u32> = (0..n as u32).filter(|&j| row[j as usize] != 0.0).collect();
+            assert_eq!(want.0, expected, "row length {n}");
+            assert_eq!(run(&|r, c, v| compact(r, c, v)), want, "row length {n}");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked just above.
+                let got = run(&|r, c, v| unsafe { compact_f32_avx512(r, c, v) });
+                assert_eq!(got, want, "row length {n}");
+            }
+        }
+    }
+
+    /// Every build of the kernel this CPU can run (generic, AVX2, AVX-512F)
+    /// gives the same bits, for each block width and both ways of storing.
+    #[test]
+    fn every_kernel_build_gives_the_same_bits() {
+        fn check<A: NdFloat>() {
+            // A pseudo-random walk over values of all magnitudes, so that the
+            // order of the additions shows in the rounding.
+            let mut state = 0x2545_f491_4f6c_dd1d_u64;
+            let mut next = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                A::from((state >> 11) as f64 / (1u64 << 53) as f64 - 0.5).unwrap()
+                    * A::from(1u64 << (state % 20)).unwrap()
+            };
+            let rows = 7;
+            for o in [1, 3, 8, 15, 16, 17, 31, 32, 33, 50, 64, 70] {
+                let inputs = 40;
+                let w: Vec<A> = (0..inputs * o).map(|_| next()).collect();
+                let init: Vec<A> = (0..o).map(|_| next()).collect();
+                // Row n uses the columns j with (j + n) % 3 != 0, and row 2 none.
+                let cols: Vec<Vec<u32>> = (0..rows)
+                    .map(|n| {
+                        (0..inputs as u32)
+                            .filter(|j| n != 2 && (j + n as u32) % 3 != 0)
+                            .collect()
+                    })
+                    .collect();
+                let vals: Vec<Vec<A>> = cols
+                    .iter()
+                    .map(|c| c.iter().map(|_| next()).collect())
+                    .collect();
+                let start: Vec<A> = (0..rows * o).map(|_| next()).collect();
+                for store in [Store::Set, Store::AddScaled(A::from(-0.1).unwrap())] {
+                    for skip_empty in [false, true] {
+                        let run = |kernel: &dyn Fn(&mut [A])| {
+                            let mut y = start.clone();
+                            kernel(&mut y);
+                            y.iter()
+                                .map(|v| v.to_f64().unwrap().to_bits())
+                                .collect::<Vec<_>>()
+                        };
+                        let row = |n: usize| entries(&cols[n], &vals[n]);
+                        let generic =
+                            run(&|y| rows_axpys_generic(y, &init, row, &w, o, skip_empty, store));
+                        #[cfg(target_arch = "x86_64")]
+                        {
+                            if std::arch::is_x86_feature_detected!("avx2") {
+                                // SAFETY: the CPU has AVX2, checked just above.
+                                let avx2 = run(&|y| unsafe {
+                                    rows_axpys_avx2(y, &init, row, &w, o, skip_empty, store)
+                                });
+                                assert!(avx2 == generic, "AVX2 differs at width {o}");
+                            }
+                            if std::arch::is_x86_feature_detected!("avx512f") {
+                                // SAFETY: the CPU has AVX-512F, checked just above.
+                                let avx512 = run(&|y| unsafe {
+                                    rows_axpys_avx512(y, &init, row, &w, o, skip_empty, store)
+                                });
+                                assert!(avx512 == generic, "AVX-512F differs at width {o}");
+                            }
+                        }
+                        assert!(
+                            run(&|y| rows_axpys(y, &init, row, &w, o, skip_empty, store))
+                                == generic
+                        );
+                    }
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! The kernels work on blocks of output columns (1, 8, 16 for f64, 32 for
 //! f32, the last block shifted left to overlap the one before when the width
 //! is not a multiple), so the output widths here run from 1 to 70 and the
-//! f32 test reaches the 32-wide blocks. Whether the AVX2 or the generic
-//! build of a kernel runs is decided at run time and cannot be forced from
-//! here; both must give the bits of the naive loops below.
+//! f32 test reaches the 32-wide blocks. Whether the AVX-512F, the AVX2 or
+//! the generic build of a kernel runs is decided at run time and cannot be
+//! forced from here; all must give the bits of the naive loops below.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -609,11 +609,11 @@ fn took_sparse_path_reports_the_path_of_the_last_forward() {
     let b = Array1::from(vec![0.5, -0.5, 1.0]);
     let mut layer = Affine::new(w.clone(), b.clone());
     assert_eq!(layer.took_sparse_path(), None);
-    // 7 of 20 is exactly SPARSE_MAX_DENSITY (0.35): sparse, as "at most" says.
-    assert_eq!(density(row_of(7).view()), SPARSE_MAX_DENSITY);
-    layer.forward(row_of(7).view());
+    // 6 of 20 is exactly SPARSE_MAX_DENSITY (0.3): sparse, as "at most" says.
+    assert_eq!(density(row_of(6).view()), SPARSE_MAX_DENSITY);
+    layer.forward(row_of(6).view());
     assert_eq!(layer.took_sparse_path(), Some(true));
-    layer.forward(row_of(8).view());
+    layer.forward(row_of(7).view());
     assert_eq!(layer.took_sparse_path(), Some(false));
     layer.forward(row_of(0).view());
     assert_eq!(layer.took_sparse_path(), Some(true));

@@ -63,7 +63,7 @@ struct Args {
     precision: Precision,
     /// Product of the first layer: `sparse` uses only the nonzero pixels,
     /// `dense` the BLAS (or matrixmultiply) gemm; `auto` picks sparse when at
-    /// most 35 % of the pixels are nonzero (MNIST: 19 %). Same results up to
+    /// most 30 % of the pixels are nonzero (MNIST: 19 %). Same results up to
     /// the order of additions. [possible values: auto, dense, sparse]
     #[arg(long, default_value = "auto")]
     input_path: InputPath,

@@ -935,7 +935,8 @@ mod tests {
                     _ => j as f32 * 0.25 - 4.0,
                 })
                 .collect();
-            let run = |f: &dyn Fn(&[f32], &mut [u32], &mut [f32]) -> usize| {
+            type Compact<'f> = &'f dyn Fn(&[f32], &mut [u32], &mut [f32]) -> usize;
+            let run = |f: Compact<'_>| {
                 let (mut cols, mut vals) = (vec![u32::MAX; n], vec![7.0f32; n]);
                 let k = f(&row, &mut cols, &mut vals);
                 let bits: Vec<u32> = vals[..k].iter().map(|v| v.to_bits()).collect();
@@ -978,7 +979,7 @@ mod tests {
                 let cols: Vec<Vec<u32>> = (0..rows)
                     .map(|n| {
                         (0..inputs as u32)
-                            .filter(|j| n != 2 && (j + n as u32) % 3 != 0)
+                            .filter(|j| n != 2 && !(j + n as u32).is_multiple_of(3))
                             .collect()
                     })
                     .collect();

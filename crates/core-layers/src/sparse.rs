@@ -281,7 +281,9 @@ impl<A: NdFloat> SparseRows<A> {
     /// entries of each new row keep their order).
     pub fn transpose(&self) -> SparseRows<A> {
         let mut indptr = vec![0usize; self.ncols + 1];
-        for &j in &self.indices {
+        // The closed rows' entries only (not those of a row still being
+        // built with `push`).
+        for &j in &self.indices[..self.nnz()] {
             indptr[j as usize + 1] += 1;
         }
         for j in 0..self.ncols {
@@ -860,7 +862,8 @@ fn t_dot<A: NdFloat>(
     } = scratch;
     starts.clear();
     starts.resize(x.ncols() + 1, 0);
-    for &j in &x.indices {
+    // The closed rows' entries only (not those of a row still being built).
+    for &j in &x.indices[..x.nnz()] {
         starts[j as usize + 1] += 1;
     }
     for j in 0..x.ncols() {

@@ -496,8 +496,13 @@ enum Batch<A> {
 /// Each evaluation runs on a second thread, on a copy of the parameters,
 /// while training goes on: the accuracies are those of the parameters at
 /// that iteration, as in the book, but the [`Event::Epoch`] reaches
-/// `observe` a few iterations later (always in order, and at most one
-/// evaluation is in flight). A `Break` returned for it stops the run there.
+/// `observe` later: at the iteration where the next evaluation is due
+/// (after that iteration's own event), or at the end of the run. Epochs
+/// arrive in order, at most one evaluation is in flight, and the point of
+/// delivery does not depend on the threads' timing. A `Break` returned for
+/// an epoch stops the run at that iteration; after a `Break` on an
+/// iteration, or after divergence, the evaluation in flight is still
+/// finished and its epoch delivered.
 ///
 /// One difference from the book: the recorded loss is the one the
 /// gradient's own forward pass computed, *before* the update. The book calls
@@ -513,8 +518,9 @@ enum Batch<A> {
 /// `observe` sees every event and may stop the run early with
 /// `ControlFlow::Break`. Indices are drawn one batch ahead (the same draws,
 /// in the same order), so a run that stops early, by a `Break` or by
-/// divergence, has drawn one batch more from `rng` than it used. The same `rng` state, data and thread count give
-/// the same numbers.
+/// divergence, has drawn one batch more from `rng` than it used. The same
+/// `rng` state, data and thread count give the same numbers, and the same
+/// `observe` stops at the same iteration.
 ///
 /// # Errors
 ///
@@ -559,8 +565,10 @@ where
         let mut pending: Option<Pending<'_>> = None;
         let finish =
             |(epoch, iter, handle): Pending<'_>, history: &mut History, observe: &mut F| {
-                let (train_acc, test_acc) =
-                    handle.join().expect("the evaluation thread does not panic");
+                // A panic on the evaluation thread goes on here, message intact.
+                let (train_acc, test_acc) = handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
                 let record = EpochRecord {
                     epoch,
                     iter,
@@ -621,9 +629,11 @@ where
             if observe(Event::Iteration { iter, loss }).is_break() {
                 break;
             }
+            // An evaluation is collected when the next one is due (or at the
+            // end): a fixed iteration, whatever the threads' timing, so that a
+            // `Break` on its event stops every run at the same place.
             let due = iter % per_epoch == 0;
-            let done = pending.as_ref().is_some_and(|(_, _, h)| h.is_finished());
-            if (due || done)
+            if due
                 && let Some(p) = pending.take()
                 && finish(p, &mut history, &mut observe).is_break()
             {

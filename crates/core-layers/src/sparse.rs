@@ -8,9 +8,12 @@
 //! compute the two products from it.
 //!
 //! The products are exact, not approximations: the entries left out are
-//! zeros, whose terms are exactly zero. Only the order of the additions
-//! differs from a dense gemm, so results agree to rounding (both are tested
-//! against each other and against numerical gradients).
+//! zeros, whose terms are exactly zero as long as `W` (or `dout`) is
+//! finite. Only the order of the additions differs from a dense gemm, so
+//! results agree to rounding (both are tested against each other and against
+//! numerical gradients). Once a weight is infinite or NaN (a diverged run),
+//! the dense product spreads `0 · inf = NaN` to every row and the sparse one
+//! only to the rows that use that input.
 //!
 //! The inner loops are plain Rust (`y[k] += a · w[k]` over a row). On x86-64
 //! they are compiled twice more, with AVX-512F and with AVX2 enabled, and the
@@ -800,6 +803,9 @@ pub fn sparse_t_dot_with<A: NdFloat>(
 /// the same numbers, bit for bit, as [`sparse_t_dot_into`] followed by
 /// `w.scaled_add(-lr, &dw)`, without the `dW` array. Rows of `w` for columns
 /// that no example uses are not touched (their gradient is exactly 0).
+/// (For a finite `lr ≥ 0`: with a negative `lr` the reference turns a
+/// `-0.0` weight of an unused row into `+0.0`, and with an infinite or NaN
+/// one into NaN, where this leaves the row as it is.)
 ///
 /// # Panics
 ///

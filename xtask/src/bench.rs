@@ -286,7 +286,23 @@ fn run_once(mut cmd: Process, number: usize) -> anyhow::Result<Run> {
     }
     let m = wait_measured(cmd).with_context(|| format!("{what} of train"))?;
     let stdout = fs::read_to_string(&stdout_path).unwrap_or_default();
+    // Train's stdout goes to a file that is removed with the run's
+    // directory: show its end when something went wrong (e.g. `-- --help`).
+    let stdout_tail = || {
+        let lines: Vec<&str> = stdout.lines().collect();
+        let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!("{what}'s stdout ended with:\n{tail}\n")
+        }
+    };
     if !m.status.success() {
+        eprint!("{}", stdout_tail());
+        eprintln!(
+            "(the run's --out was a temporary directory, {}, removed now)",
+            out.display()
+        );
         if number > 0 {
             flush();
             let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
@@ -295,7 +311,14 @@ fn run_once(mut cmd: Process, number: usize) -> anyhow::Result<Run> {
         }
         bail!("{what} of train failed ({}); its error is above", m.status);
     }
-    let result = outcome(&stdout, &out).with_context(|| format!("{what} of train"))?;
+    let result = match outcome(&stdout, &out) {
+        Ok(result) => result,
+        Err(e) => {
+            flush();
+            eprint!("{}", stdout_tail());
+            return Err(e.context(format!("{what} of train")));
+        }
+    };
     Ok(Run {
         wall: m.wall,
         user: m.user,

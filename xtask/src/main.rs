@@ -112,7 +112,10 @@ fn parse_runs(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("at least 1 run is needed".to_owned()),
         Ok(n) => Ok(n),
-        Err(_) => Err("expected a whole number of runs (at least 1)".to_owned()),
+        Err(_) => Err(format!(
+            "expected a whole number of runs from 1 to {}",
+            usize::MAX
+        )),
     }
 }
 

@@ -423,7 +423,7 @@ fn short(x: f64) -> String {
 fn diverged_note(out: &Path, d: &Diverged) -> String {
     format!(
         "stopped at iteration {}; wrote the losses ({}) and epoch accuracies ({}) so far to {} and {}; \
-         no model saved, and the files of earlier runs there are untouched",
+         no model saved, and an earlier run's loss.csv, accuracy.csv and model.safetensors there are untouched",
         d.iter,
         d.history.losses.len(),
         d.history.epochs.len(),

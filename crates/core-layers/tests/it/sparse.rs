@@ -744,3 +744,47 @@ fn push_row_refuses_u32_max_followed_by_a_smaller_column() {
         );
     }
 }
+
+/// Empty shapes: no rows, no inputs, no outputs. Each product gives what the
+/// dense one gives (zeros or an empty array), and nothing panics.
+#[test]
+fn sparse_products_of_empty_shapes_match_the_dense_ones() {
+    for (n, i, o) in [(0, 4, 3), (2, 0, 3), (2, 4, 0), (0, 0, 0)] {
+        let x = Array2::<f64>::zeros((n, i));
+        let w = Array2::from_shape_fn((i, o), |(a, b)| (a * o + b) as f64 + 0.5);
+        let b = Array1::from_shape_fn(o, |k| k as f64 - 1.0);
+        let dout = Array2::from_shape_fn((n, o), |(a, k)| (a + k) as f64);
+        let s = SparseRows::from_dense(x.view());
+        assert_eq!(
+            sparse_affine(&s, w.view(), b.view()),
+            affine(x.view(), w.view(), b.view()),
+            "{n}×{i} by {i}×{o}"
+        );
+        let mut dw = nan_buffer(i, o);
+        sparse_t_dot_into(&s, dout.view(), dw.view_mut());
+        assert_eq!(dw, Array2::zeros((i, o)), "{n}×{i} by {i}×{o}");
+        assert_eq!(s.transpose().to_dense(), x.t());
+    }
+}
+
+/// A row still being built with `push` is not part of the matrix: the
+/// products and the transpose ignore it (they used to count its entries and
+/// panic out of range).
+#[test]
+fn a_row_being_built_is_left_out_of_products_and_transpose() {
+    let mut s = two_rows();
+    let closed = s.to_dense();
+    s.push(1, 7.0);
+    assert_eq!(s.nrows(), closed.nrows());
+    assert_eq!(s.transpose().to_dense(), closed.t());
+    let dout = Array2::from_shape_fn((closed.nrows(), 3), |(a, k)| (a * 3 + k) as f64 - 2.0);
+    let mut dw = nan_buffer(closed.ncols(), 3);
+    sparse_t_dot_into(&s, dout.view(), dw.view_mut());
+    let mut expected = nan_buffer(closed.ncols(), 3);
+    sparse_t_dot_into(
+        &SparseRows::from_dense(closed.view()),
+        dout.view(),
+        expected.view_mut(),
+    );
+    assert_eq!(dw, expected);
+}

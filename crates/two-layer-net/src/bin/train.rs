@@ -84,7 +84,15 @@ impl Precision {
     }
 }
 
+/// How often training prints a plain progress line when stderr is not a
+/// terminal.
+const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// When the process started, for the summary's whole-process time.
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 fn main() -> ExitCode {
+    STARTED.get_or_init(Instant::now);
     let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -160,8 +168,13 @@ fn validate(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The three files a run writes, in the order they are renamed into place.
-const OUTPUTS: [&str; 3] = ["loss.csv", "accuracy.csv", "model.safetensors"];
+/// The files a run writes, in the order they are renamed into place.
+const OUTPUTS: [&str; 4] = [
+    "loss.csv",
+    "accuracy.csv",
+    "model.safetensors",
+    "summary.json",
+];
 
 /// Creates `dir` and proves it writable with a temporary file, and checks
 /// that none of the output names is taken by something other than a file, so
@@ -300,8 +313,12 @@ fn run_with<A: Element + Send + Sync>(
         )
         .expect("a valid template"),
     );
+    // Not a terminal (a CI log, a pipe): indicatif draws nothing there, so a
+    // plain line every few seconds says how far training is.
+    let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let start = Instant::now();
     let mut last_draw = Instant::now();
+    let mut last_line = Instant::now();
     let result = train(
         &mut net,
         &train_set,
@@ -316,6 +333,16 @@ fn run_with<A: Element + Send + Sync>(
                         bar.set_position(iter as u64 + 1);
                         bar.set_message(format!("{loss:.4}"));
                         last_draw = Instant::now();
+                    }
+                    if plain && last_line.elapsed() >= PLAIN_PROGRESS_EVERY {
+                        let secs = start.elapsed().as_secs_f64();
+                        eprintln!(
+                            "iteration {}/{} | loss {loss:.4} | {:.0} it/s | {secs:.0} s",
+                            iter + 1,
+                            args.iters,
+                            (iter + 1) as f64 / secs
+                        );
+                        last_line = Instant::now();
                     }
                 }
                 // To stdout, with the bar (on stderr) out of the way while printing.
@@ -382,7 +409,24 @@ fn run_with<A: Element + Send + Sync>(
         meta.insert(k.to_owned(), v);
     }
     let model = out.join("model.safetensors");
-    // All three files are written to temporary names first and renamed only
+    let summary = summary_json(
+        args,
+        data,
+        Run {
+            input,
+            input_path: if train_set.is_sparse() {
+                "sparse"
+            } else {
+                "dense"
+            },
+            per_epoch: config.iters_per_epoch(train_set.len()),
+            history: &history,
+            final_train,
+            final_test,
+            loop_s: wall.as_secs_f64(),
+        },
+    );
+    // All the files are written to temporary names first and renamed only
     // when every one is complete, so a failure leaves the set of an earlier
     // run as it was.
     let [loss, acc] = history_csv(&history, args.precision);
@@ -393,6 +437,7 @@ fn run_with<A: Element + Send + Sync>(
             (OUTPUTS[0], loss.as_bytes()),
             (OUTPUTS[1], acc.as_bytes()),
             (OUTPUTS[2], &model_bytes),
+            (OUTPUTS[3], summary.as_bytes()),
         ],
     )?;
 
@@ -403,12 +448,101 @@ fn run_with<A: Element + Send + Sync>(
         args.iters as f64 / wall.as_secs_f64()
     );
     println!(
-        "wrote {}, {}, {}",
+        "wrote {}, {}, {}, {}",
         out.join("loss.csv").display(),
         out.join("accuracy.csv").display(),
-        model.display()
+        model.display(),
+        out.join("summary.json").display()
     );
     Ok(())
+}
+
+/// What a finished run measured, for [`summary_json`].
+struct Run<'h> {
+    input: usize,
+    input_path: &'static str,
+    per_epoch: usize,
+    history: &'h History,
+    final_train: f64,
+    final_test: f64,
+    loop_s: f64,
+}
+
+/// summary.json: every hyperparameter, the data and its SHA-256, the
+/// results, the times and the threads, for scripts to read.
+fn summary_json(args: &Args, data: &mnist_data::DataSet, run: Run<'_>) -> String {
+    let files: Vec<_> = data
+        .files
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "name": f.name,
+                "sha256": f.sha256,
+                "source": f.source.to_string(),
+                "path": f.path.display().to_string(),
+            })
+        })
+        .collect();
+    let epochs: Vec<_> = run
+        .history
+        .epochs
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "epoch": e.epoch,
+                "iteration": e.iter,
+                "train_acc": e.train_acc,
+                "test_acc": e.test_acc,
+            })
+        })
+        .collect();
+    let whole_s = STARTED.get().map(|t| t.elapsed().as_secs_f64());
+    let summary = serde_json::json!({
+        "format": "dlfs-rs train summary 1",
+        "version": env!("CARGO_PKG_VERSION"),
+        "dataset": args.dataset.name(),
+        "data": {
+            "train_images": data.train.len(),
+            "test_images": data.test.len(),
+            "files": files,
+        },
+        "network": {
+            "input_size": run.input,
+            "hidden_size": args.hidden,
+            "output_size": mnist_data::CLASSES,
+            "weight_init_std": args.weight_init_std,
+            "precision": args.precision.name(),
+            "first_layer_input_path": run.input_path,
+        },
+        "training": {
+            "iters": args.iters,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "seed": args.seed,
+            "iters_per_epoch": run.per_epoch,
+            "logged_loss": "the batch loss of each iteration's own forward pass, before its update",
+        },
+        "results": {
+            "final_train_acc": run.final_train,
+            "final_test_acc": run.final_test,
+            "last_loss": run.history.losses.last(),
+            "epochs": epochs,
+        },
+        "time": {
+            "training_loop_s": run.loop_s,
+            "whole_process_s_before_saving": whole_s,
+        },
+        "backend": {
+            "name": core_layers::blas::BACKEND,
+            "blas_threads": cfg!(feature = "blas").then(core_layers::blas::num_threads),
+            "rayon_threads": rayon::current_num_threads(),
+            "evaluation": "on a second thread, concurrently with training",
+        },
+        "outputs": OUTPUTS,
+    });
+    let mut text = serde_json::to_string_pretty(&summary).expect("a JSON value serialises");
+    text.push('\n');
+    text
 }
 
 /// A number as the user would write it: `0.1`, not a 300-digit expansion of `1e300`.

@@ -173,6 +173,7 @@ fn a_diverging_run_names_the_iteration_and_keeps_valid_files() {
                 "loss.csv",
                 "accuracy.csv",
                 "model.safetensors",
+                "summary.json",
                 "diverged-loss.csv",
                 "diverged-accuracy.csv",
             ]
@@ -207,4 +208,118 @@ fn gradcheck_binary_passes_on_real_mnist_and_prints_one_line_per_parameter() {
     assert_eq!(firsts, ["W1", "b1", "W2", "b2"], "{stdout}");
     assert!(stdout.contains("142 at a ReLU kink"), "{stdout}");
     assert!(stdout.contains("gradient check passed"), "{stdout}");
+}
+
+/// summary.json holds what the run was given and what it measured, in
+/// agreement with the printed lines, accuracy.csv and the data set's
+/// published digests.
+#[test]
+fn summary_json_records_the_run() {
+    if !real_data_selected("summary_json_records_the_run") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let (ok, stdout, stderr) = train(&[
+        "--iters",
+        "1300",
+        "--batch-size",
+        "50",
+        "--lr",
+        "0.2",
+        "--hidden",
+        "30",
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("summary.json"), "{stdout}");
+    let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    let s: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(s["dataset"], "mnist");
+    assert_eq!(s["training"]["iters"], 1300);
+    assert_eq!(s["training"]["batch_size"], 50);
+    assert_eq!(s["training"]["lr"], 0.2);
+    assert_eq!(s["training"]["seed"], 7);
+    assert_eq!(s["training"]["iters_per_epoch"], 1200);
+    assert_eq!(s["network"]["input_size"], 784);
+    assert_eq!(s["network"]["hidden_size"], 30);
+    assert_eq!(s["network"]["output_size"], 10);
+    assert_eq!(s["network"]["weight_init_std"], 0.01);
+    assert_eq!(s["network"]["precision"], "f32");
+    assert_eq!(s["network"]["first_layer_input_path"], "sparse");
+    assert_eq!(s["data"]["train_images"], 60000);
+    assert_eq!(s["data"]["test_images"], 10000);
+    let files = s["data"]["files"].as_array().unwrap();
+    for spec in mnist_data::Dataset::Mnist.files() {
+        let f = files
+            .iter()
+            .find(|f| f["name"] == spec.name)
+            .unwrap_or_else(|| panic!("{} is listed", spec.name));
+        assert_eq!(f["sha256"], spec.sha256, "{}", spec.name);
+    }
+    // The final accuracies, as printed to 4 decimals.
+    let final_line = stdout.lines().find(|l| l.starts_with("final:")).unwrap();
+    let acc = |v: &serde_json::Value| format!("{:.4}", v.as_f64().unwrap());
+    assert!(
+        final_line.contains(&format!(
+            "train acc {}, test acc {}",
+            acc(&s["results"]["final_train_acc"]),
+            acc(&s["results"]["final_test_acc"])
+        )),
+        "{final_line}"
+    );
+    assert!(s["results"]["final_test_acc"].as_f64().unwrap() > 0.85);
+    // The epochs, as in accuracy.csv (iterations 0 and 1200).
+    let epochs = s["results"]["epochs"].as_array().unwrap();
+    let csv = std::fs::read_to_string(out.join("accuracy.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(epochs.len(), 2);
+    assert_eq!(rows.len(), 2);
+    for (e, row) in epochs.iter().zip(&rows) {
+        let fields: Vec<&str> = row.split(',').collect();
+        assert_eq!(e["epoch"].to_string(), fields[0]);
+        assert_eq!(e["iteration"].to_string(), fields[1]);
+        let csv_acc: f64 = fields[3].parse().unwrap();
+        assert!(
+            (e["test_acc"].as_f64().unwrap() - csv_acc).abs() < 1e-6,
+            "{row}"
+        );
+    }
+    let last_loss = std::fs::read_to_string(out.join("loss.csv")).unwrap();
+    let last_loss: f64 = last_loss
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((s["results"]["last_loss"].as_f64().unwrap() - last_loss).abs() <= 1e-6 * last_loss);
+    let backend = if cfg!(feature = "blas") {
+        "openblas"
+    } else {
+        "pure-rust"
+    };
+    assert_eq!(s["backend"]["name"], backend);
+    assert_eq!(
+        s["backend"]["blas_threads"].is_u64(),
+        cfg!(feature = "blas")
+    );
+    assert!(s["backend"]["rayon_threads"].as_u64().unwrap() >= 1);
+    let loop_s = s["time"]["training_loop_s"].as_f64().unwrap();
+    let whole_s = s["time"]["whole_process_s_before_saving"].as_f64().unwrap();
+    assert!(0.0 < loop_s && loop_s < whole_s, "{loop_s} {whole_s}");
+    assert_eq!(
+        s["outputs"],
+        serde_json::json!([
+            "loss.csv",
+            "accuracy.csv",
+            "model.safetensors",
+            "summary.json"
+        ])
+    );
 }

@@ -47,6 +47,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Measure a saved model on real data: accuracy, per-class accuracy and
+    /// the confusion matrix; `cargo xtask eval --help` lists the flags.
+    #[command(disable_help_flag = true)]
+    Eval {
+        /// Flags for the evaluator, e.g. --model runs/mnist --set train.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Fetch and verify MNIST or Fashion-MNIST, and say where the files are.
     #[command(name = "fetch-data", disable_help_flag = true)]
     FetchData {
@@ -97,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // The checker sets one BLAS thread itself (rayon uses the cores); the
         // variable makes that hold from the start.
         Command::Gradcheck { args } => run_binary("two-layer-net", "gradcheck", &args, Some("1")),
+        Command::Eval { args } => run_binary("two-layer-net", "eval", &args, Some("1")),
         Command::FetchData { args } => run_binary("mnist-data", "fetch-data", &args, None),
         // The same build, environment and one BLAS thread as `train`.
         Command::Bench { runs, args } => bench::run(runs, &args, TRAIN_BLAS_THREADS),

@@ -5,16 +5,25 @@ use std::process::Command;
 use crate::real_data_selected;
 
 /// Runs `train` with `args`; returns (success, stdout, stderr).
-fn train(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_train"))
+/// Runs one of the binaries: (success, stdout, stderr).
+fn run_bin(exe: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(exe)
         .args(args)
         .output()
-        .expect("the train binary runs");
+        .unwrap_or_else(|e| panic!("{exe} runs: {e}"));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn train(args: &[&str]) -> (bool, String, String) {
+    run_bin(env!("CARGO_BIN_EXE_train"), args)
+}
+
+fn eval(args: &[&str]) -> (bool, String, String) {
+    run_bin(env!("CARGO_BIN_EXE_eval"), args)
 }
 
 #[track_caller]
@@ -322,4 +331,94 @@ fn summary_json_records_the_run() {
             "summary.json"
         ])
     );
+}
+
+/// eval on a model train saved: the same test accuracy train reported, and
+/// a confusion matrix whose rows hold MNIST's published test counts per
+/// class and whose diagonal is the correct count.
+#[test]
+fn eval_reproduces_the_reported_accuracy_and_counts_every_test_image() {
+    if !real_data_selected("eval_reproduces_the_reported_accuracy_and_counts_every_test_image") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let (ok, train_out, stderr) = train(&["--iters", "600", "--out", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let final_line = train_out.lines().find(|l| l.starts_with("final:")).unwrap();
+    let test_acc = final_line
+        .split("test acc ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap();
+
+    let (ok, stdout, stderr) = eval(&["--model", out.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&format!("MNIST test accuracy {test_acc} (")),
+        "train said {test_acc}:\n{stdout}"
+    );
+    let csv = std::fs::read_to_string(out.join("confusion-test.csv")).unwrap();
+    let rows: Vec<Vec<usize>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').skip(1).map(|v| v.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(csv.lines().next().unwrap(), "true,0,1,2,3,4,5,6,7,8,9");
+    let per_class: Vec<usize> = rows.iter().map(|r| r.iter().sum()).collect();
+    assert_eq!(
+        per_class,
+        [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    );
+    let correct: usize = (0..10).map(|c| rows[c][c]).sum();
+    assert!(
+        stdout.contains(&format!("({correct} of 10000 images)")),
+        "{stdout}"
+    );
+    assert_eq!(format!("{:.4}", correct as f64 / 10000.0), test_acc);
+
+    // The training set: 60,000 images, and the train accuracy train reported.
+    let train_acc = final_line
+        .split("train acc ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap();
+    let (ok, stdout, stderr) = eval(&["--model", out.to_str().unwrap(), "--set", "train"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&format!("MNIST train accuracy {train_acc} (")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("of 60000 images)"), "{stdout}");
+}
+
+#[test]
+fn eval_refuses_a_missing_a_truncated_and_a_foreign_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-run");
+    let (ok, _, stderr) = eval(&["--model", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("--model {}: ", missing.display()))
+            && stderr.contains("is not a file"),
+        "{stderr}"
+    );
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, b"\x40\x00\x00\x00\x00\x00\x00\x00{\"W1\":").unwrap();
+    let (ok, _, stderr) = eval(&["--model", truncated.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("not a valid safetensors model file"),
+        "{stderr}"
+    );
+    // A valid safetensors file without the net's tensors.
+    let foreign = dir.path().join("foreign.safetensors");
+    let header = br#"{"weight":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&1.0f32.to_le_bytes());
+    std::fs::write(&foreign, bytes).unwrap();
+    let (ok, _, stderr) = eval(&["--model", foreign.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("no tensor named W1"), "{stderr}");
 }

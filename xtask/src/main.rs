@@ -55,6 +55,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Classify one real image with a saved model and draw it in the
+    /// terminal; `cargo xtask predict --help` lists the flags.
+    #[command(disable_help_flag = true)]
+    Predict {
+        /// Flags for the predictor, e.g. --model runs/mnist --index 0.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Fetch and verify MNIST or Fashion-MNIST, and say where the files are.
     #[command(name = "fetch-data", disable_help_flag = true)]
     FetchData {
@@ -106,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // variable makes that hold from the start.
         Command::Gradcheck { args } => run_binary("two-layer-net", "gradcheck", &args, Some("1")),
         Command::Eval { args } => run_binary("two-layer-net", "eval", &args, Some("1")),
+        Command::Predict { args } => run_binary("two-layer-net", "predict", &args, Some("1")),
         Command::FetchData { args } => run_binary("mnist-data", "fetch-data", &args, None),
         // The same build, environment and one BLAS thread as `train`.
         Command::Bench { runs, args } => bench::run(runs, &args, TRAIN_BLAS_THREADS),

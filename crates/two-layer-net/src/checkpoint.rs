@@ -201,6 +201,51 @@ pub fn load<A: Element>(
     from_bytes(path, &bytes)
 }
 
+/// Parameters in the precision the model file holds them in.
+#[derive(Clone, Debug)]
+pub enum AnyParams {
+    /// A model trained in f32.
+    F32(Params<f32>),
+    /// A model trained in f64.
+    F64(Params<f64>),
+}
+
+/// [`load`] in whichever precision the file holds (f32 or f64).
+pub fn load_any(path: &Path) -> Result<(AnyParams, HashMap<String, String>), CheckpointError> {
+    match load::<f32>(path) {
+        Ok((p, meta)) => Ok((AnyParams::F32(p), meta)),
+        Err(CheckpointError::Dtype {
+            got: Dtype::F64, ..
+        }) => load::<f64>(path).map(|(p, meta)| (AnyParams::F64(p), meta)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The model file a user means by `model`: `model/model.safetensors` for a
+/// run directory (what `train --out` wrote), `model` itself otherwise.
+///
+/// # Errors
+///
+/// [`CheckpointError::Io`] (not found) when that file does not exist.
+pub fn model_file(model: &Path) -> Result<PathBuf, CheckpointError> {
+    let path = if model.is_dir() {
+        model.join("model.safetensors")
+    } else {
+        model.to_owned()
+    };
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(CheckpointError::Io {
+            error: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not a file (give a run directory holding model.safetensors, or the file)",
+            ),
+            path,
+        })
+    }
+}
+
 /// Parses the bytes of a model file; `path` is only used in error messages.
 pub fn from_bytes<A: Element>(
     path: &Path,

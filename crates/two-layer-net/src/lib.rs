@@ -15,6 +15,7 @@
 pub mod checkpoint;
 pub mod gradcheck;
 mod net;
+pub mod saved;
 mod train;
 
 pub use net::{PARAM_NAMES, Params, TwoLayerNet, WEIGHT_INIT_STD};

@@ -6,17 +6,17 @@
 //! `cargo xtask eval --model DIR`.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use clap::{Parser, ValueEnum};
+use anyhow::bail;
+use clap::Parser;
 use core_layers::functions::argmax_rows;
-use mnist_data::{CLASSES, Dataset, FetchOptions};
+use mnist_data::{CLASSES, Dataset};
 use ndarray::{Array1, Array2};
 use safetensors::Dtype;
-use two_layer_net::checkpoint::{self, CheckpointError, Element};
+use two_layer_net::checkpoint::{self, AnyParams, Element};
+use two_layer_net::saved::{ModelArgs, Saved};
 use two_layer_net::{ImageSet, TwoLayerNet};
 
 /// Measure a model saved by `train` on real data: accuracy, per-class
@@ -24,41 +24,13 @@ use two_layer_net::{ImageSet, TwoLayerNet};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// A run directory (what `train --out` wrote: it holds model.safetensors),
-    /// or the model file itself.
-    #[arg(long)]
-    model: PathBuf,
-    /// Which images: the test set or the training set.
-    #[arg(long, value_enum, default_value_t = Set::Test)]
-    set: Set,
-    /// Data set: mnist or fashion-mnist [default: the one the model was
-    /// trained on, from its metadata].
-    #[arg(long)]
-    dataset: Option<Dataset>,
-    /// Use the four IDX files (raw or .gz) in this directory and nothing else
-    /// [default: $DLFS_DATA_DIR, else the cache, the mirrors and the package sources].
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Set {
-    Test,
-    Train,
-}
-
-impl Set {
-    fn name(self) -> &'static str {
-        match self {
-            Set::Test => "test",
-            Set::Train => "train",
-        }
-    }
+    #[command(flatten)]
+    saved: ModelArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(&args) {
+    match run(&args.saved) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -67,40 +39,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: &Args) -> anyhow::Result<()> {
-    let path = if args.model.is_dir() {
-        args.model.join("model.safetensors")
-    } else {
-        args.model.clone()
-    };
-    if !path.is_file() {
-        bail!(
-            "--model {}: {} is not a file (give a run directory holding model.safetensors, or the file)",
-            args.model.display(),
-            path.display()
-        );
-    }
-    // f32 or f64, as the model was trained.
-    match checkpoint::load::<f32>(&path) {
-        Ok((params, meta)) => evaluate(args, &path, TwoLayerNet::from_params(params), &meta),
-        Err(CheckpointError::Dtype {
-            got: Dtype::F64, ..
-        }) => {
-            let (params, meta) = checkpoint::load::<f64>(&path)?;
-            evaluate(args, &path, TwoLayerNet::from_params(params), &meta)
-        }
-        Err(e) => Err(e.into()),
+fn run(args: &ModelArgs) -> anyhow::Result<()> {
+    let saved = args.load_model()?;
+    match &saved.params {
+        AnyParams::F32(p) => evaluate(args, &saved, TwoLayerNet::from_params(p.clone())),
+        AnyParams::F64(p) => evaluate(args, &saved, TwoLayerNet::from_params(p.clone())),
     }
 }
 
 fn evaluate<A: Element>(
-    args: &Args,
-    path: &Path,
+    args: &ModelArgs,
+    saved: &Saved,
     net: TwoLayerNet<A>,
-    meta: &std::collections::HashMap<String, String>,
 ) -> anyhow::Result<()> {
+    let (path, meta) = (&saved.path, &saved.meta);
     let trained_on = meta.get("dataset").and_then(|d| d.parse::<Dataset>().ok());
-    let dataset = args.dataset.or(trained_on).unwrap_or(Dataset::Mnist);
+    let dataset = args.dataset(saved);
     let (input, hidden, output) = net.sizes();
     if output != CLASSES {
         bail!(
@@ -109,17 +63,8 @@ fn evaluate<A: Element>(
             dataset.title()
         );
     }
-    let mut opts = FetchOptions::from_env();
-    if let Some(dir) = &args.data_dir {
-        opts.set_data_dir(dir);
-    }
-    opts.progress = Some(Arc::new(mnist_data::cli::Bar::default()));
-    let data =
-        mnist_data::load(dataset, &opts).with_context(|| format!("loading {}", dataset.title()))?;
-    let split = match args.set {
-        Set::Test => &data.test,
-        Set::Train => &data.train,
-    };
+    let data = args.load_data(dataset)?;
+    let split = args.set.of(&data);
     if split.pixels() != input {
         bail!(
             "--model {}: the model takes {input} inputs; {} images have {} pixels",

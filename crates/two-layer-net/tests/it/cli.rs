@@ -26,6 +26,10 @@ fn eval(args: &[&str]) -> (bool, String, String) {
     run_bin(env!("CARGO_BIN_EXE_eval"), args)
 }
 
+fn predict(args: &[&str]) -> (bool, String, String) {
+    run_bin(env!("CARGO_BIN_EXE_predict"), args)
+}
+
 #[track_caller]
 fn refused(args: &[&str], message: &str) {
     let dir = tempfile::tempdir().unwrap();
@@ -400,7 +404,7 @@ fn eval_refuses_a_missing_a_truncated_and_a_foreign_model() {
     assert!(!ok);
     assert!(
         stderr.contains(&format!("--model {}: ", missing.display()))
-            && stderr.contains("is not a file"),
+            && stderr.contains("not a file (give a run directory"),
         "{stderr}"
     );
     let truncated = dir.path().join("truncated.safetensors");
@@ -421,4 +425,52 @@ fn eval_refuses_a_missing_a_truncated_and_a_foreign_model() {
     let (ok, _, stderr) = eval(&["--model", foreign.to_str().unwrap()]);
     assert!(!ok);
     assert!(stderr.contains("no tensor named W1"), "{stderr}");
+}
+
+/// predict on MNIST's first test image (a 7): the drawing (14 lines of 28
+/// characters between bars), the true label, and three classes in
+/// decreasing probability, the first of them what eval counts.
+#[test]
+fn predict_draws_the_image_and_ranks_three_classes() {
+    if !real_data_selected("predict_draws_the_image_and_ranks_three_classes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let (ok, _, stderr) = train(&["--iters", "600", "--out", out]);
+    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = predict(&["--model", out, "--index", "0"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "MNIST test image 0:");
+    let drawing = &lines[1..15];
+    assert!(
+        drawing
+            .iter()
+            .all(|l| l.starts_with('|') && l.ends_with('|') && l.chars().count() == 30),
+        "{stdout}"
+    );
+    assert!(drawing.iter().any(|l| l.contains('█')), "{stdout}");
+    assert_eq!(lines[15], "true label: 7");
+    let ranked: Vec<(usize, f64)> = lines[16..19]
+        .iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[2].parse().unwrap(), f[3].parse().unwrap())
+        })
+        .collect();
+    assert!(
+        ranked[0].1 >= ranked[1].1 && ranked[1].1 >= ranked[2].1,
+        "{stdout}"
+    );
+    assert!(ranked.iter().map(|r| r.1).sum::<f64>() <= 1.0 + 1e-3);
+    // A net trained for an epoch gets this easy 7 right.
+    assert_eq!(ranked[0].0, 7, "{stdout}");
+
+    let (ok, _, stderr) = predict(&["--model", out, "--index", "10000"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--index 10000: the MNIST test set has images 0 to 9999"),
+        "{stderr}"
+    );
 }

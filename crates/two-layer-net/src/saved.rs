@@ -57,34 +57,41 @@ pub struct ModelArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-/// A loaded model: its file, parameters (f32 or f64) and metadata.
+/// A loaded model's file and metadata (its parameters come apart, see
+/// [`ModelArgs::load_model`]).
 pub struct Saved {
     /// The model file.
     pub path: PathBuf,
-    /// The parameters, in the file's precision.
-    pub params: AnyParams,
     /// The metadata `train` wrote (hyperparameters, accuracies, ...).
     pub meta: HashMap<String, String>,
 }
 
+impl Saved {
+    /// The data set the model was trained on, from its metadata.
+    pub fn trained_on(&self) -> Option<Dataset> {
+        self.meta.get("dataset").and_then(|d| d.parse().ok())
+    }
+}
+
 impl ModelArgs {
-    /// Loads the model `--model` names.
+    /// Loads the model `--model` names: its parameters, in the file's
+    /// precision, and its file and metadata.
     ///
     /// # Errors
     ///
     /// When the file is missing, unreadable, or not a two-layer net; the
     /// message starts with the flag.
-    pub fn load_model(&self) -> anyhow::Result<Saved> {
+    pub fn load_model(&self) -> anyhow::Result<(AnyParams, Saved)> {
         let flag = || format!("--model {}", self.model.display());
         let path = checkpoint::model_file(&self.model).with_context(flag)?;
         let (params, meta) = checkpoint::load_any(&path).with_context(flag)?;
-        Ok(Saved { path, params, meta })
+        Ok((params, Saved { path, meta }))
     }
 
     /// The data set: `--dataset`, else the model's, else MNIST.
     pub fn dataset(&self, saved: &Saved) -> Dataset {
         self.dataset
-            .or_else(|| saved.meta.get("dataset").and_then(|d| d.parse().ok()))
+            .or_else(|| saved.trained_on())
             .unwrap_or(Dataset::Mnist)
     }
 

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Parser;
 use core_layers::functions::argmax_rows;
-use mnist_data::{CLASSES, Dataset};
+use mnist_data::CLASSES;
 use ndarray::{Array1, Array2};
 use safetensors::Dtype;
 use two_layer_net::checkpoint::{self, AnyParams, Element};
@@ -40,10 +40,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &ModelArgs) -> anyhow::Result<()> {
-    let saved = args.load_model()?;
-    match &saved.params {
-        AnyParams::F32(p) => evaluate(args, &saved, TwoLayerNet::from_params(p.clone())),
-        AnyParams::F64(p) => evaluate(args, &saved, TwoLayerNet::from_params(p.clone())),
+    match args.load_model()? {
+        (AnyParams::F32(p), saved) => evaluate(args, &saved, TwoLayerNet::from_params(p)),
+        (AnyParams::F64(p), saved) => evaluate(args, &saved, TwoLayerNet::from_params(p)),
     }
 }
 
@@ -53,7 +52,6 @@ fn evaluate<A: Element>(
     net: TwoLayerNet<A>,
 ) -> anyhow::Result<()> {
     let (path, meta) = (&saved.path, &saved.meta);
-    let trained_on = meta.get("dataset").and_then(|d| d.parse::<Dataset>().ok());
     let dataset = args.dataset(saved);
     let (input, hidden, output) = net.sizes();
     if output != CLASSES {
@@ -102,7 +100,7 @@ fn evaluate<A: Element>(
     );
     let key = format!("{}_acc", args.set.name());
     if let Some(reported) = meta.get(&key)
-        && trained_on == Some(dataset)
+        && saved.trained_on() == Some(dataset)
     {
         println!("(train reported {key} {reported})");
     }

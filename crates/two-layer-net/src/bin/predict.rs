@@ -38,10 +38,9 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<()> {
-    let saved = args.saved.load_model()?;
-    match &saved.params {
-        AnyParams::F32(p) => predict(args, &saved, TwoLayerNet::from_params(p.clone())),
-        AnyParams::F64(p) => predict(args, &saved, TwoLayerNet::from_params(p.clone())),
+    match args.saved.load_model()? {
+        (AnyParams::F32(p), saved) => predict(args, &saved, TwoLayerNet::from_params(p)),
+        (AnyParams::F64(p), saved) => predict(args, &saved, TwoLayerNet::from_params(p)),
     }
 }
 

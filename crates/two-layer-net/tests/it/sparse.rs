@@ -597,6 +597,11 @@ fn check_events(seen: &[Seen], history: &History, iters: usize) {
     }
 }
 
+/// `(epoch, iteration)` of each evaluation in `history`.
+fn epoch_iterations(history: &History) -> Vec<(usize, usize)> {
+    history.epochs.iter().map(|e| (e.epoch, e.iter)).collect()
+}
+
 /// A `Break` on an epoch's event stops every run at the same iteration: the
 /// one where that epoch was delivered (epoch 1, measured at iteration 12,
 /// is delivered at iteration 24, where epoch 2 would have started).
@@ -624,14 +629,7 @@ fn a_break_on_an_epoch_stops_at_the_same_iteration_every_time() {
     };
     let (history, params) = run();
     assert_eq!(history.losses.len(), 2 * PER_EPOCH + 1);
-    assert_eq!(
-        history
-            .epochs
-            .iter()
-            .map(|e| (e.epoch, e.iter))
-            .collect::<Vec<_>>(),
-        [(0, 0), (1, PER_EPOCH)]
-    );
+    assert_eq!(epoch_iterations(&history), [(0, 0), (1, PER_EPOCH)]);
     for _ in 0..5 {
         assert_eq!(run(), (history.clone(), params.clone()));
     }
@@ -656,11 +654,7 @@ fn check_epochs<A: NdFloat>(path: InputPath) {
     check_events(&seen, &history, iters);
     check_events(&seen_again, &history, iters);
     assert_eq!(
-        history
-            .epochs
-            .iter()
-            .map(|e| (e.epoch, e.iter))
-            .collect::<Vec<_>>(),
+        epoch_iterations(&history),
         [(0, 0), (1, 12), (2, 24), (3, 36)]
     );
 

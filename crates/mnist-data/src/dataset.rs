@@ -187,6 +187,26 @@ impl Dataset {
     /// The names [`FromStr`] accepts, as shown in messages.
     pub const NAMES: [&'static str; 2] = ["mnist", "fashion-mnist"];
 
+    /// What each of the ten labels means: the digits for MNIST, the kinds
+    /// of clothing for Fashion-MNIST (Zalando's names).
+    pub const fn class_names(self) -> [&'static str; 10] {
+        match self {
+            Dataset::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            Dataset::FashionMnist => [
+                "T-shirt/top",
+                "Trouser",
+                "Pullover",
+                "Dress",
+                "Coat",
+                "Sandal",
+                "Shirt",
+                "Sneaker",
+                "Bag",
+                "Ankle boot",
+            ],
+        }
+    }
+
     /// The short name used on the command line and for the cache subdirectory.
     pub const fn name(self) -> &'static str {
         match self {

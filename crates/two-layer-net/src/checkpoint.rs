@@ -117,6 +117,51 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError
     })
 }
 
+/// Checks, before any work, that [`write_atomically`] can write `path`: its
+/// directory exists and takes a new file, and `path` is not a directory.
+///
+/// # Errors
+///
+/// [`CheckpointError::Io`] naming `path` and what is wrong.
+pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
+    let err = |kind, msg: &str| CheckpointError::Io {
+        path: path.to_owned(),
+        error: std::io::Error::new(kind, msg.to_owned()),
+    };
+    if path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/') {
+        return Err(err(
+            std::io::ErrorKind::IsADirectory,
+            "is a directory; give a file name",
+        ));
+    }
+    if path.exists() && !path.is_file() {
+        return Err(err(
+            std::io::ErrorKind::InvalidInput,
+            "exists and is not a regular file",
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(err(
+            std::io::ErrorKind::NotFound,
+            &format!("the directory {} does not exist", dir.display()),
+        ));
+    }
+    tempfile::Builder::new()
+        .prefix(".dlfs-tmp-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| {
+            err(
+                e.kind(),
+                &format!("cannot write to the directory {}: {e}", dir.display()),
+            )
+        })
+}
+
 /// Writes several files into `dir` as a set: each goes to a temporary file
 /// first, and only when all are complete and synced are they renamed into
 /// place, in order. A failure before that leaves every existing file as it was.

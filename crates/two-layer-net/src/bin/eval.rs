@@ -1,8 +1,9 @@
 //! `eval`: a model saved by `train`, measured on real MNIST or Fashion-MNIST.
 //!
 //! Prints the accuracy on the test set (or the training set), the accuracy
-//! of each class, and the 10×10 confusion matrix, which it also writes as
-//! `confusion-<set>.csv` next to the model. Run it through
+//! of each class, and the 10×10 confusion matrix, which it also writes next
+//! to the model as `confusion-<set>.csv` and as a heat map,
+//! `confusion-<set>.png`. Run it through
 //! `cargo xtask eval --model DIR`.
 
 use std::fmt::Write as _;
@@ -20,7 +21,8 @@ use two_layer_net::saved::{ModelArgs, Saved};
 use two_layer_net::{ImageSet, TwoLayerNet};
 
 /// Measure a model saved by `train` on real data: accuracy, per-class
-/// accuracy and the confusion matrix (also written as CSV next to the model).
+/// accuracy and the confusion matrix (also written next to the model as CSV
+/// and as a PNG heat map).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -105,22 +107,50 @@ fn evaluate<A: Element>(
         println!("(train reported {key} {reported})");
     }
     println!("per class:");
+    let names = dataset.class_names();
     for (c, row) in confusion.iter().enumerate() {
         let n: usize = row.iter().sum();
+        // Fashion-MNIST's classes have names; MNIST's are their digits.
+        let name = Some(names[c])
+            .filter(|name| *name != c.to_string())
+            .map_or(String::new(), |name| format!(" {name}"));
         println!(
-            "  {c}: {:.4} ({} of {n})",
+            "  {c}{name}: {:.4} ({} of {n})",
             row[c] as f64 / n.max(1) as f64,
             row[c]
         );
     }
     print!("{}", table(&confusion));
 
-    let csv_path = path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(format!("confusion-{}.csv", args.set.name()));
-    checkpoint::write_atomically(&csv_path, csv(&confusion).as_bytes())?;
-    println!("wrote {}", csv_path.display());
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let [csv_name, png_name] =
+        ["csv", "png"].map(|ext| format!("confusion-{}.{ext}", args.set.name()));
+    let counts: Vec<Vec<u64>> = confusion
+        .iter()
+        .map(|r| r.iter().map(|&v| v as u64).collect())
+        .collect();
+    let png = report::plot::confusion_heatmap(
+        &format!(
+            "{} {} set: {correct} of {total} right ({:.2} %)",
+            dataset.title(),
+            args.set.name(),
+            100.0 * accuracy
+        ),
+        &counts,
+        &dataset.class_names(),
+    )?;
+    checkpoint::write_set_atomically(
+        dir,
+        &[(&csv_name, csv(&confusion).as_bytes()), (&png_name, &png)],
+    )?;
+    println!(
+        "wrote {} and {} (heat map)",
+        dir.join(&csv_name).display(),
+        dir.join(&png_name).display()
+    );
     Ok(())
 }
 

@@ -9,6 +9,9 @@
 //! within `|a − n| ≤ 1e-8 + 1e-6 · max(|a|, |n|)`. Exits 1 when one is not,
 //! and 2 when the check could not run.
 //!
+//! With `--plot [FILE]` it also draws the differences per parameter as bars
+//! on a log scale (PNG, `gradcheck.png` by default).
+//!
 //! Run it through `cargo xtask gradcheck [FLAGS]`.
 
 use std::path::PathBuf;
@@ -21,10 +24,10 @@ use anyhow::Context;
 use clap::Parser;
 use core_layers::Labels;
 use core_layers::sparse::InputPath;
-use indicatif::{ProgressBar, ProgressStyle};
 use mnist_data::{Dataset, FetchOptions};
 use numerical_grad::H;
 use rand::{SeedableRng, rngs::StdRng};
+use report::{Progress, Unit};
 use two_layer_net::gradcheck;
 use two_layer_net::{TwoLayerNet, WEIGHT_INIT_STD};
 
@@ -53,6 +56,11 @@ struct Args {
     /// BLAS gemm) or `sparse`. [possible values: auto, dense, sparse]
     #[arg(long, default_value = "auto")]
     input_path: InputPath,
+    /// Also draw mean |diff|, max |diff| and max relative error per
+    /// parameter as a bar chart on a log scale, to this PNG file
+    /// [default when given without a value: gradcheck.png].
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "gradcheck.png")]
+    plot: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +77,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> anyhow::Result<bool> {
+    if let Some(plot) = &args.plot {
+        two_layer_net::checkpoint::check_writable(plot)
+            .with_context(|| format!("--plot {}", plot.display()))?;
+    }
     let mut opts = FetchOptions::from_env();
     if let Some(dir) = &args.data_dir {
         opts.set_data_dir(dir);
@@ -110,17 +122,18 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     );
 
     let evals = AtomicUsize::new(0);
-    let bar = ProgressBar::new(2 * n_params as u64).with_style(
-        ProgressStyle::with_template(
-            "numerical gradient {bar:30} {pos}/{len} loss evaluations  eta {eta}",
-        )
-        .expect("a valid template"),
+    let progress = Progress::new(
+        "numerical gradient",
+        "loss evaluations",
+        Unit::Count,
+        Some(2 * n_params as u64),
+        "numerical gradient {bar:30} {pos}/{len} loss evaluations  eta {eta}",
     );
     let done = AtomicBool::new(false);
     let run = std::thread::scope(|s| {
         s.spawn(|| {
             while !done.load(Ordering::Relaxed) {
-                bar.set_position(evals.load(Ordering::Relaxed) as u64);
+                progress.advance(evals.load(Ordering::Relaxed) as u64);
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
@@ -128,7 +141,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         done.store(true, Ordering::Relaxed);
         run
     });
-    bar.finish_and_clear();
+    progress.finish();
 
     let outcome = &run.outcome;
     for p in &outcome.params {
@@ -171,6 +184,29 @@ fn run(args: &Args) -> anyhow::Result<bool> {
         outcome.tol.floor(),
         outcome.tol.floor()
     );
+    if let Some(path) = &args.plot {
+        let bars: Vec<report::plot::GradBar> = outcome
+            .params
+            .iter()
+            .map(|p| report::plot::GradBar {
+                name: p.judged.name.clone(),
+                mean_abs: p.judged.mean_abs,
+                max_abs: p.judged.max_abs,
+                max_rel: p.judged.max_rel,
+            })
+            .collect();
+        let title = format!(
+            "Backprop vs numerical gradient: TwoLayerNet({}, {hidden}, {}), {} {} image(s), f64",
+            x.ncols(),
+            mnist_data::CLASSES,
+            args.images,
+            args.dataset.title(),
+        );
+        let png = report::plot::gradcheck_bars(&title, &bars)?;
+        two_layer_net::checkpoint::write_atomically(path, &png)
+            .with_context(|| format!("--plot {}", path.display()))?;
+        println!("plot: {}", path.display());
+    }
     let tol = outcome.tol;
     if outcome.passed() {
         println!(

@@ -1,8 +1,9 @@
 //! `train`: DLFS §5.7.4 (`train_neuralnet.py`) on real MNIST or Fashion-MNIST.
 //!
 //! Run it through `cargo xtask train [FLAGS]`, which builds it in release mode
-//! and picks the BLAS or pure-Rust backend. Writes `loss.csv`, `accuracy.csv`
-//! and `model.safetensors` to `--out`, each atomically.
+//! and picks the BLAS or pure-Rust backend. Writes `loss.csv`, `accuracy.csv`,
+//! `model.safetensors`, `summary.json`, `loss.png` and `accuracy.png` to
+//! `--out`, as one atomic set.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -10,14 +11,14 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use core_layers::sparse::InputPath;
-use indicatif::{ProgressBar, ProgressStyle};
 use mnist_data::{Dataset, FetchOptions};
 use rand::{SeedableRng, rngs::StdRng};
+use report::{Progress, Unit};
 use two_layer_net::checkpoint::{self, Element};
 use two_layer_net::{
     Diverged, Event, Examples, History, ImageSet, TrainConfig, TwoLayerNet, WEIGHT_INIT_STD, train,
@@ -54,8 +55,9 @@ struct Args {
     /// [default: $DLFS_DATA_DIR, else the cache, the mirrors and the package sources].
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Directory for loss.csv, accuracy.csv and model.safetensors
-    /// [default: `runs/<dataset>` in the current directory].
+    /// Directory for loss.csv, accuracy.csv, model.safetensors, summary.json,
+    /// loss.png and accuracy.png [default: `runs/<dataset>` in the current
+    /// directory].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Floating-point precision of the network.
@@ -83,10 +85,6 @@ impl Precision {
         }
     }
 }
-
-/// How often training prints a plain progress line when stderr is not a
-/// terminal.
-const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// When the process started, for the summary's whole-process time.
 static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -169,12 +167,18 @@ fn validate(args: &Args) -> anyhow::Result<()> {
 }
 
 /// The files a run writes, in the order they are renamed into place.
-const OUTPUTS: [&str; 4] = [
+const OUTPUTS: [&str; 6] = [
     "loss.csv",
     "accuracy.csv",
     "model.safetensors",
     "summary.json",
+    "loss.png",
+    "accuracy.png",
 ];
+
+/// The loss plot's moving mean: 100 iterations, a sixth of an epoch at the
+/// book's batch size.
+const LOSS_WINDOW: usize = 100;
 
 /// Creates `dir` and proves it writable with a temporary file, and checks
 /// that none of the output names is taken by something other than a file, so
@@ -307,18 +311,14 @@ fn run_with<A: Element + Send + Sync>(
         },
     );
 
-    let bar = ProgressBar::new(args.iters as u64).with_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos:>6}/{len} it  loss {msg}  {per_sec}  eta {eta}",
-        )
-        .expect("a valid template"),
+    let progress = Progress::new(
+        "training",
+        "iterations",
+        Unit::Count,
+        Some(args.iters as u64),
+        "{bar:30} {pos:>6}/{len} it  {msg}  {per_sec}  eta {eta}",
     );
-    // Not a terminal (a CI log, a pipe): indicatif draws nothing there, so a
-    // plain line every few seconds says how far training is.
-    let plain = !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let start = Instant::now();
-    let mut last_draw = Instant::now();
-    let mut last_line = Instant::now();
     let result = train(
         &mut net,
         &train_set,
@@ -328,35 +328,17 @@ fn run_with<A: Element + Send + Sync>(
         |event| {
             match event {
                 Event::Iteration { iter, loss } => {
-                    // Redraw a few times a second, not 10,000 times.
-                    if last_draw.elapsed() > Duration::from_millis(100) || iter + 1 == args.iters {
-                        bar.set_position(iter as u64 + 1);
-                        bar.set_message(format!("{loss:.4}"));
-                        last_draw = Instant::now();
-                    }
-                    if plain && last_line.elapsed() >= PLAIN_PROGRESS_EVERY {
-                        let secs = start.elapsed().as_secs_f64();
-                        eprintln!(
-                            "iteration {}/{} | loss {loss:.4} | {:.0} it/s | {secs:.0} s",
-                            iter + 1,
-                            args.iters,
-                            (iter + 1) as f64 / secs
-                        );
-                        last_line = Instant::now();
-                    }
+                    progress.tick(iter as u64 + 1, || format!("loss {loss:.4}"));
                 }
-                // To stdout, with the bar (on stderr) out of the way while printing.
-                Event::Epoch(e) => bar.suspend(|| {
-                    println!(
-                        "epoch {:>3} (iter {:>6}) | train acc, test acc | {:.4}, {:.4}",
-                        e.epoch, e.iter, e.train_acc, e.test_acc
-                    )
-                }),
+                Event::Epoch(e) => progress.println_stdout(&format!(
+                    "epoch {:>3} (iter {:>6}) | train acc, test acc | {:.4}, {:.4}",
+                    e.epoch, e.iter, e.train_acc, e.test_acc
+                )),
             }
             ControlFlow::Continue(())
         },
     );
-    bar.finish_and_clear();
+    progress.finish();
     let wall = start.elapsed();
 
     let history = match result {
@@ -431,6 +413,7 @@ fn run_with<A: Element + Send + Sync>(
     // run as it was.
     let [loss, acc] = history_csv(&history, args.precision);
     let model_bytes = checkpoint::to_bytes(&net.into_params(), &meta);
+    let [loss_png, acc_png] = plots(&history)?;
     checkpoint::write_set_atomically(
         out,
         &[
@@ -438,6 +421,8 @@ fn run_with<A: Element + Send + Sync>(
             (OUTPUTS[1], acc.as_bytes()),
             (OUTPUTS[2], &model_bytes),
             (OUTPUTS[3], summary.as_bytes()),
+            (OUTPUTS[4], &loss_png),
+            (OUTPUTS[5], &acc_png),
         ],
     )?;
 
@@ -454,7 +439,24 @@ fn run_with<A: Element + Send + Sync>(
         model.display(),
         out.join("summary.json").display()
     );
+    println!(
+        "plots: {} (batch loss, and its mean over {LOSS_WINDOW} iterations), {} (train and test accuracy per epoch)",
+        out.join("loss.png").display(),
+        out.join("accuracy.png").display(),
+    );
     Ok(())
+}
+
+/// loss.png and accuracy.png of a finished run.
+fn plots(history: &History) -> anyhow::Result<[Vec<u8>; 2]> {
+    let loss = report::plot::loss_curve(&history.losses, LOSS_WINDOW)?;
+    let epochs: Vec<(f64, f64, f64)> = history
+        .epochs
+        .iter()
+        .map(|e| (e.epoch as f64, e.train_acc, e.test_acc))
+        .collect();
+    let acc = report::plot::accuracy_curve(&epochs)?;
+    Ok([loss, acc])
 }
 
 /// What a finished run measured, for [`summary_json`].
@@ -557,7 +559,8 @@ fn short(x: f64) -> String {
 fn diverged_note(out: &Path, d: &Diverged) -> String {
     format!(
         "stopped at iteration {}; wrote the losses ({}) and epoch accuracies ({}) so far to {} and {}; \
-         no model saved, and an earlier run's loss.csv, accuracy.csv and model.safetensors there are untouched",
+         no model saved, and an earlier run's loss.csv, accuracy.csv, model.safetensors, summary.json, \
+         loss.png and accuracy.png there are untouched",
         d.iter,
         d.history.losses.len(),
         d.history.epochs.len(),

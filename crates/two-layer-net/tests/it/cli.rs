@@ -4,11 +4,16 @@ use std::process::Command;
 
 use crate::real_data_selected;
 
-/// Runs `train` with `args`; returns (success, stdout, stderr).
 /// Runs one of the binaries: (success, stdout, stderr).
 fn run_bin(exe: &str, args: &[&str]) -> (bool, String, String) {
+    run_bin_env(exe, args, &[])
+}
+
+/// [`run_bin`] with extra environment variables.
+fn run_bin_env(exe: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(exe)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("{exe} runs: {e}"));
     (
@@ -20,6 +25,33 @@ fn run_bin(exe: &str, args: &[&str]) -> (bool, String, String) {
 
 fn train(args: &[&str]) -> (bool, String, String) {
     run_bin(env!("CARGO_BIN_EXE_train"), args)
+}
+
+fn gradcheck(args: &[&str]) -> (bool, String, String) {
+    run_bin(env!("CARGO_BIN_EXE_gradcheck"), args)
+}
+
+/// Decodes the PNG at `path` and checks that something is drawn on it (at
+/// least `min_ink` pixels that are not white). Returns its size.
+#[track_caller]
+fn drawn_png(path: &std::path::Path, min_ink: usize) -> (u32, u32) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap_or_else(|e| panic!("{} is not a PNG: {e}", path.display()));
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Rgb, "{}", path.display());
+    let ink = buf[..info.buffer_size()]
+        .chunks(3)
+        .filter(|p| p != &[255, 255, 255])
+        .count();
+    assert!(
+        ink >= min_ink,
+        "{}: only {ink} pixels drawn",
+        path.display()
+    );
+    (info.width, info.height)
 }
 
 fn eval(args: &[&str]) -> (bool, String, String) {
@@ -142,6 +174,7 @@ fn a_diverging_run_names_the_iteration_and_keeps_valid_files() {
     let model_before = std::fs::read(out.join("model.safetensors")).unwrap();
     let loss_before = std::fs::read_to_string(out.join("loss.csv")).unwrap();
     let accuracy_before = std::fs::read_to_string(out.join("accuracy.csv")).unwrap();
+    let plots_before = ["loss.png", "accuracy.png"].map(|n| std::fs::read(out.join(n)).unwrap());
     assert_eq!(loss_before.lines().count(), 21);
 
     let (ok, _, stderr) = train(&[
@@ -178,6 +211,15 @@ fn a_diverging_run_names_the_iteration_and_keeps_valid_files() {
     assert_eq!(read("model.safetensors"), model_before);
     assert_eq!(read("loss.csv"), loss_before.as_bytes());
     assert_eq!(read("accuracy.csv"), accuracy_before.as_bytes());
+    assert_eq!(
+        ["loss.png", "accuracy.png"].map(read),
+        plots_before,
+        "the plots of the earlier run are untouched"
+    );
+    assert!(
+        stderr.contains("loss.png and accuracy.png there are untouched"),
+        "{stderr}"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -187,6 +229,8 @@ fn a_diverging_run_names_the_iteration_and_keeps_valid_files() {
                 "accuracy.csv",
                 "model.safetensors",
                 "summary.json",
+                "loss.png",
+                "accuracy.png",
                 "diverged-loss.csv",
                 "diverged-accuracy.csv",
             ]
@@ -203,16 +247,10 @@ fn gradcheck_binary_passes_on_real_mnist_and_prints_one_line_per_parameter() {
     ) {
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_gradcheck"))
-        .args(["--seed", "5"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let plot = dir.path().join("gc.png");
+    let (ok, stdout, stderr) = gradcheck(&["--seed", "5", "--plot", plot.to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
     let firsts: Vec<_> = stdout
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -221,6 +259,33 @@ fn gradcheck_binary_passes_on_real_mnist_and_prints_one_line_per_parameter() {
     assert_eq!(firsts, ["W1", "b1", "W2", "b2"], "{stdout}");
     assert!(stdout.contains("142 at a ReLU kink"), "{stdout}");
     assert!(stdout.contains("gradient check passed"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("plot: {}", plot.display())),
+        "{stdout}"
+    );
+    assert_eq!(drawn_png(&plot, 20_000), (900, 540));
+}
+
+/// A bad `--plot` is refused before the data is loaded or anything is
+/// computed, with the flag and the reason.
+#[test]
+fn gradcheck_refuses_an_unwritable_plot_path_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir").join("gc.png");
+    let d = dir.path().to_str().unwrap();
+    for (path, why) in [
+        (missing.to_str().unwrap(), "does not exist"),
+        (d, "is a directory"),
+    ] {
+        let (ok, stdout, stderr) = gradcheck(&["--plot", path, "--data-dir", "/nonexistent"]);
+        assert!(!ok);
+        assert!(
+            stderr.contains(&format!("--plot {path}")) && stderr.contains(why),
+            "{path}: {stderr}"
+        );
+        assert!(!stdout.contains("gradient check of"), "{stdout}");
+    }
+    assert!(!missing.exists());
 }
 
 /// summary.json holds what the run was given and what it measured, in
@@ -233,22 +298,47 @@ fn summary_json_records_the_run() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path();
-    let (ok, stdout, stderr) = train(&[
-        "--iters",
-        "1300",
-        "--batch-size",
-        "50",
-        "--lr",
-        "0.2",
-        "--hidden",
-        "30",
-        "--seed",
-        "7",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    // Plain progress lines (stderr is a pipe here), one per iteration with
+    // a zero interval.
+    let (ok, stdout, stderr) = run_bin_env(
+        env!("CARGO_BIN_EXE_train"),
+        &[
+            "--iters",
+            "1300",
+            "--batch-size",
+            "50",
+            "--lr",
+            "0.2",
+            "--hidden",
+            "30",
+            "--seed",
+            "7",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[("DLFS_PROGRESS_SECS", "0")],
+    );
     assert!(ok, "{stderr}");
     assert!(stdout.contains("summary.json"), "{stdout}");
+    let progress: Vec<u64> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("training: "))
+        .map(|l| {
+            assert!(l.contains(" iterations (") && l.contains("| loss "), "{l}");
+            l.split('/').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(progress.len() > 100, "{stderr}");
+    assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
+    assert!(*progress.last().unwrap() <= 1300);
+    assert!(!stderr.contains('\x1b'), "no terminal escapes in a log");
+    // The plots, in the same set.
+    assert!(
+        stdout.contains(&format!("plots: {}", out.join("loss.png").display())),
+        "{stdout}"
+    );
+    assert_eq!(drawn_png(&out.join("loss.png"), 20_000), (900, 540));
+    assert_eq!(drawn_png(&out.join("accuracy.png"), 20_000), (900, 540));
     let text = std::fs::read_to_string(out.join("summary.json")).unwrap();
     let s: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(s["dataset"], "mnist");
@@ -332,7 +422,9 @@ fn summary_json_records_the_run() {
             "loss.csv",
             "accuracy.csv",
             "model.safetensors",
-            "summary.json"
+            "summary.json",
+            "loss.png",
+            "accuracy.png"
         ])
     );
 }
@@ -380,6 +472,8 @@ fn eval_reproduces_the_reported_accuracy_and_counts_every_test_image() {
         "{stdout}"
     );
     assert_eq!(format!("{:.4}", correct as f64 / 10000.0), test_acc);
+    assert!(stdout.contains("confusion-test.png (heat map)"), "{stdout}");
+    drawn_png(&out.join("confusion-test.png"), 50_000);
 
     // The training set: 60,000 images, and the train accuracy train reported.
     let train_acc = final_line

@@ -9,14 +9,16 @@
 //!   detected and reported apart.
 //! - [`checkpoint`]: parameters as safetensors (`W1`, `b1`, `W2`, `b2`).
 //!
-//! The binaries `train` and `gradcheck` (run through `cargo xtask`) load real
-//! MNIST through `mnist-data`.
+//! The binaries `train`, `gradcheck`, `eval` and `predict` (run through
+//! `cargo xtask`) load real MNIST through `mnist-data`; [`saved`] and
+//! [`user_image`] hold what they share.
 
 pub mod checkpoint;
 pub mod gradcheck;
 mod net;
 pub mod saved;
 mod train;
+pub mod user_image;
 
 pub use net::{PARAM_NAMES, Params, TwoLayerNet, WEIGHT_INIT_STD};
 pub use train::{

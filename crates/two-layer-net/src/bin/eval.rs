@@ -3,7 +3,8 @@
 //! Prints the accuracy on the test set (or the training set), the accuracy
 //! of each class, and the 10×10 confusion matrix, which it also writes next
 //! to the model as `confusion-<set>.csv` and as a heat map,
-//! `confusion-<set>.png`. Run it through
+//! `confusion-<set>.png`, with each image's predicted class in
+//! `predictions-<set>.csv`. Run it through
 //! `cargo xtask eval --model DIR`.
 
 use std::fmt::Write as _;
@@ -91,7 +92,7 @@ fn evaluate<A: Element>(
         }
     );
 
-    let confusion = confusion_matrix(&net, images);
+    let (confusion, predicted) = confusion_matrix(&net, images);
     let total: usize = confusion.iter().map(|r| r.iter().sum::<usize>()).sum();
     let correct: usize = (0..CLASSES).map(|c| confusion[c][c]).sum();
     let accuracy = correct as f64 / total.max(1) as f64;
@@ -128,6 +129,11 @@ fn evaluate<A: Element>(
     };
     let [csv_name, png_name] =
         ["csv", "png"].map(|ext| format!("confusion-{}.{ext}", args.set.name()));
+    let predictions_name = format!("predictions-{}.csv", args.set.name());
+    let mut predictions = String::from("index,label,predicted\n");
+    for (i, (label, p)) in predicted.iter().enumerate() {
+        let _ = writeln!(predictions, "{i},{label},{p}");
+    }
     let counts: Vec<Vec<u64>> = confusion
         .iter()
         .map(|r| r.iter().map(|&v| v as u64).collect())
@@ -144,20 +150,30 @@ fn evaluate<A: Element>(
     )?;
     checkpoint::write_set_atomically(
         dir,
-        &[(&csv_name, csv(&confusion).as_bytes()), (&png_name, &png)],
+        &[
+            (&csv_name, csv(&confusion).as_bytes()),
+            (&png_name, &png),
+            (&predictions_name, predictions.as_bytes()),
+        ],
     )?;
     println!(
-        "wrote {} and {} (heat map)",
+        "wrote {}, {} (heat map) and {} (each image's label and predicted class)",
         dir.join(&csv_name).display(),
-        dir.join(&png_name).display()
+        dir.join(&png_name).display(),
+        dir.join(&predictions_name).display()
     );
     Ok(())
 }
 
-/// `m[true][predicted]` over every image of `images`, in blocks of 1000.
-fn confusion_matrix<A: Element>(net: &TwoLayerNet<A>, images: ImageSet<'_>) -> Vec<Vec<usize>> {
+/// `m[true][predicted]` over every image of `images`, in blocks of 1000,
+/// and each image's (label, predicted class).
+fn confusion_matrix<A: Element>(
+    net: &TwoLayerNet<A>,
+    images: ImageSet<'_>,
+) -> (Vec<Vec<usize>>, Vec<(usize, usize)>) {
     const BLOCK: usize = 1000;
     let mut m = vec![vec![0usize; CLASSES]; CLASSES];
+    let mut each = Vec::with_capacity(images.len());
     for start in (0..images.len()).step_by(BLOCK) {
         let idx: Vec<usize> = (start..(start + BLOCK).min(images.len())).collect();
         let mut x = Array2::<A>::zeros((idx.len(), images.features()));
@@ -166,9 +182,10 @@ fn confusion_matrix<A: Element>(net: &TwoLayerNet<A>, images: ImageSet<'_>) -> V
         let predicted = argmax_rows(net.predict(x.view()).view());
         for (&truth, &p) in t.iter().zip(&predicted) {
             m[truth][p] += 1;
+            each.push((truth, p));
         }
     }
-    m
+    (m, each)
 }
 
 /// The matrix as a text table: rows are true classes, columns predictions.

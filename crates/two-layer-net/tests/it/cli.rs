@@ -473,6 +473,17 @@ fn eval_reproduces_the_reported_accuracy_and_counts_every_test_image() {
     );
     assert_eq!(format!("{:.4}", correct as f64 / 10000.0), test_acc);
     assert!(stdout.contains("confusion-test.png (heat map)"), "{stdout}");
+    // Each image's label and prediction, in agreement with the matrix.
+    let each = std::fs::read_to_string(out.join("predictions-test.csv")).unwrap();
+    let mut lines = each.lines();
+    assert_eq!(lines.next(), Some("index,label,predicted"));
+    let mut from_rows = vec![vec![0usize; 10]; 10];
+    for (i, line) in lines.enumerate() {
+        let v: Vec<usize> = line.split(',').map(|f| f.parse().unwrap()).collect();
+        assert_eq!(v[0], i, "{line}");
+        from_rows[v[1]][v[2]] += 1;
+    }
+    assert_eq!(from_rows, rows);
     drawn_png(&out.join("confusion-test.png"), 50_000);
 
     // The training set: 60,000 images, and the train accuracy train reported.

@@ -6,6 +6,7 @@
 
 mod cli;
 mod gradient;
+mod python;
 mod real_data;
 mod sparse;
 

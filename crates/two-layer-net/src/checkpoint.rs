@@ -255,6 +255,17 @@ pub enum AnyParams {
     F64(Params<f64>),
 }
 
+impl AnyParams {
+    /// `W1`'s shape, `[input, hidden]`.
+    pub fn w1_shape(&self) -> [usize; 2] {
+        let dim = match self {
+            AnyParams::F32(p) => p.w1.dim(),
+            AnyParams::F64(p) => p.w1.dim(),
+        };
+        [dim.0, dim.1]
+    }
+}
+
 /// [`load`] in whichever precision the file holds (f32 or f64).
 pub fn load_any(path: &Path) -> Result<(AnyParams, HashMap<String, String>), CheckpointError> {
     match load::<f32>(path) {

@@ -44,6 +44,10 @@ pub struct ModelArgs {
     /// or the model file itself.
     #[arg(long)]
     pub model: PathBuf,
+    /// Refuse the model unless it has this many hidden units [default: any,
+    /// the file says].
+    #[arg(long, value_name = "N")]
+    pub hidden: Option<usize>,
     /// Which images: the test set or the training set.
     #[arg(long, value_enum, default_value_t = Set::Test)]
     pub set: Set,
@@ -85,6 +89,16 @@ impl ModelArgs {
         let flag = || format!("--model {}", self.model.display());
         let path = checkpoint::model_file(&self.model).with_context(flag)?;
         let (params, meta) = checkpoint::load_any(&path).with_context(flag)?;
+        let [input, hidden] = params.w1_shape();
+        if let Some(expected) = self.hidden
+            && expected != hidden
+        {
+            anyhow::bail!(
+                "--hidden {expected}: {} has {hidden} hidden units (W1 is [{input}, {hidden}]); \
+                 it was trained with --hidden {hidden}",
+                path.display()
+            );
+        }
         Ok((params, Saved { path, meta }))
     }
 

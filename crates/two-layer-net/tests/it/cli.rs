@@ -499,6 +499,20 @@ fn eval_reproduces_the_reported_accuracy_and_counts_every_test_image() {
         "{stdout}"
     );
     assert!(stdout.contains("of 60000 images)"), "{stdout}");
+
+    // A model of another hidden size than the flag says is refused.
+    let (ok, _, stderr) = eval(&["--model", out.to_str().unwrap(), "--hidden", "100"]);
+    assert!(!ok);
+    let file = out.join("model.safetensors");
+    assert!(
+        stderr.contains(&format!(
+            "--hidden 100: {} has 50 hidden units (W1 is [784, 50])",
+            file.display()
+        )),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = eval(&["--model", out.to_str().unwrap(), "--hidden", "50"]);
+    assert!(ok, "{stderr}");
 }
 
 #[test]

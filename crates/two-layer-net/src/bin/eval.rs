@@ -16,6 +16,7 @@ use clap::Parser;
 use core_layers::functions::argmax_rows;
 use mnist_data::CLASSES;
 use ndarray::{Array1, Array2};
+use report::{Progress, Unit};
 use safetensors::Dtype;
 use two_layer_net::checkpoint::{self, AnyParams, Element};
 use two_layer_net::saved::{ModelArgs, Saved};
@@ -174,6 +175,15 @@ fn confusion_matrix<A: Element>(
     const BLOCK: usize = 1000;
     let mut m = vec![vec![0usize; CLASSES]; CLASSES];
     let mut each = Vec::with_capacity(images.len());
+    // MNIST's 60,000 images take a tenth of a second; a bigger model or a
+    // slower machine may take long enough to want a bar.
+    let progress = Progress::new(
+        "evaluating",
+        "images",
+        Unit::Count,
+        Some(images.len() as u64),
+        "evaluating {bar:30} {pos}/{len} images  eta {eta}",
+    );
     for start in (0..images.len()).step_by(BLOCK) {
         let idx: Vec<usize> = (start..(start + BLOCK).min(images.len())).collect();
         let mut x = Array2::<A>::zeros((idx.len(), images.features()));
@@ -184,7 +194,9 @@ fn confusion_matrix<A: Element>(
             m[truth][p] += 1;
             each.push((truth, p));
         }
+        progress.advance(each.len() as u64);
     }
+    progress.finish();
     (m, each)
 }
 

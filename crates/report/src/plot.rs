@@ -99,7 +99,7 @@ fn xy_chart<'a, 'b>(
     chart
         .configure_mesh()
         .x_desc(x_desc)
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_label_formatter(&|x| tick(*x))
         .y_desc(y_desc)
         .label_style((FONT, 15))
         .axis_desc_style((FONT, 17))
@@ -107,6 +107,70 @@ fn xy_chart<'a, 'b>(
         .draw()
         .map_err(msg)?;
     Ok(chart)
+}
+
+/// A tick label: at most six decimals, and none for whole numbers
+/// (`1000`, `0.5`, not `1000.0` or `0.30000000000000004`).
+fn tick(x: f64) -> String {
+    let rounded = (x * 1e6).round() / 1e6;
+    format!("{}", rounded + 0.0)
+}
+
+/// A corner of a chart's plotting area, for its legend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Corner {
+    UpperRight,
+    LowerRight,
+    UpperLeft,
+    LowerLeft,
+}
+
+impl From<Corner> for SeriesLabelPosition {
+    fn from(c: Corner) -> Self {
+        match c {
+            Corner::UpperRight => SeriesLabelPosition::UpperRight,
+            Corner::LowerRight => SeriesLabelPosition::LowerRight,
+            Corner::UpperLeft => SeriesLabelPosition::UpperLeft,
+            Corner::LowerLeft => SeriesLabelPosition::LowerLeft,
+        }
+    }
+}
+
+/// The corner whose legend-sized box (40 % of the width, 22 % of the
+/// height) covers the fewest of `points`; ties go to the earlier of
+/// `preferred`.
+fn free_corner(
+    points: &[(f64, f64)],
+    x: &std::ops::Range<f64>,
+    y: &std::ops::Range<f64>,
+    preferred: [Corner; 4],
+) -> Corner {
+    let (w, h) = (0.4 * (x.end - x.start), 0.22 * (y.end - y.start));
+    let covered = |corner: Corner| {
+        let right = matches!(corner, Corner::UpperRight | Corner::LowerRight);
+        let upper = matches!(corner, Corner::UpperRight | Corner::UpperLeft);
+        points
+            .iter()
+            .filter(|&&(px, py)| {
+                let in_x = if right {
+                    px >= x.end - w
+                } else {
+                    px <= x.start + w
+                };
+                let in_y = if upper {
+                    py >= y.end - h
+                } else {
+                    py <= y.start + h
+                };
+                in_x && in_y
+            })
+            .count()
+    };
+    // `min_by_key` keeps the first of equal minima.
+    preferred
+        .into_iter()
+        .min_by_key(|&c| covered(c))
+        .unwrap_or(Corner::UpperRight)
 }
 
 /// Draws the legend of the series labelled so far at `position`.
@@ -141,30 +205,45 @@ pub fn loss_curve(losses: &[f64], window: usize) -> Result<Vec<u8>, PlotError> {
         .max(1e-3)
         * 1.05;
     let raw = envelope(losses, 2000);
+    let (x, y) = (0.0..n.max(1) as f64, 0.0..y_max);
+    let corner = free_corner(&raw, &x, &y, {
+        use Corner::*;
+        [UpperRight, UpperLeft, LowerLeft, LowerRight]
+    });
     render("loss", (900, 540), |root| {
         let mut chart = xy_chart(
             root,
             "Training loss",
-            (0.0..n.max(1) as f64, "iteration"),
-            (0.0..y_max, "loss (cross-entropy of the batch)"),
+            (x, "iteration"),
+            (y, "loss (cross-entropy of the batch)"),
         )?;
+        let faint = BLUE_.mix(0.35);
         chart
-            .draw_series(LineSeries::new(raw, BLUE_.mix(0.35)))
+            .draw_series(LineSeries::new(raw.iter().copied(), faint))
             .map_err(msg)?
             .label("batch loss")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], BLUE_.mix(0.35)));
-        chart
-            .draw_series(LineSeries::new(
-                smoothed
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, &l)| l.is_finite().then_some((i as f64, l))),
-                ORANGE.stroke_width(2),
-            ))
-            .map_err(msg)?
-            .label(format!("mean of the last {window} iterations"))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], ORANGE.stroke_width(2)));
-        legend(&mut chart, SeriesLabelPosition::UpperRight)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], faint));
+        // A short run: its few points as dots too (a single one draws no line).
+        if n <= 200 {
+            chart
+                .draw_series(raw.iter().map(|&p| Circle::new(p, 2, BLUE_.filled())))
+                .map_err(msg)?;
+        }
+        // The mean only once it averages a whole window.
+        if n > window {
+            chart
+                .draw_series(LineSeries::new(
+                    smoothed
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, &l)| l.is_finite().then_some((i as f64, l))),
+                    ORANGE.stroke_width(2),
+                ))
+                .map_err(msg)?
+                .label(format!("mean of the last {window} iterations"))
+                .legend(|(x, y)| PathElement::new([(x, y), (x + 24, y)], ORANGE.stroke_width(2)));
+        }
+        legend(&mut chart, corner.into())
     })
 }
 
@@ -172,13 +251,17 @@ pub fn loss_curve(losses: &[f64], window: usize) -> Result<Vec<u8>, PlotError> {
 /// `epochs` holds (epoch, train accuracy, test accuracy).
 pub fn accuracy_curve(epochs: &[(f64, f64, f64)]) -> Result<Vec<u8>, PlotError> {
     let last = epochs.last().map_or(1.0, |e| e.0).max(1.0);
+    let (x, y) = (0.0..last, 0.0..1.0);
+    let all: Vec<(f64, f64)> = epochs
+        .iter()
+        .flat_map(|&(e, tr, te)| [(e, tr), (e, te)])
+        .collect();
+    let corner = free_corner(&all, &x, &y, {
+        use Corner::*;
+        [LowerRight, UpperLeft, LowerLeft, UpperRight]
+    });
     render("accuracy", (900, 540), |root| {
-        let mut chart = xy_chart(
-            root,
-            "Accuracy per epoch",
-            (0.0..last, "epoch"),
-            (0.0..1.0, "accuracy"),
-        )?;
+        let mut chart = xy_chart(root, "Accuracy per epoch", (x, "epoch"), (y, "accuracy"))?;
         let series = |pick: fn(&(f64, f64, f64)) -> f64| -> Vec<(f64, f64)> {
             epochs
                 .iter()
@@ -197,7 +280,11 @@ pub fn accuracy_curve(epochs: &[(f64, f64, f64)]) -> Result<Vec<u8>, PlotError> 
             .draw_series(train.iter().map(|&p| Circle::new(p, 4, BLUE_.filled())))
             .map_err(msg)?
             .label("train acc")
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new([(0, 0), (24, 0)], style)
+                    + Circle::new((12, 0), 4, BLUE_.filled())
+            });
         let test = series(|e| e.2);
         let style = ORANGE.stroke_width(2);
         chart
@@ -209,8 +296,13 @@ pub fn accuracy_curve(epochs: &[(f64, f64, f64)]) -> Result<Vec<u8>, PlotError> 
             }))
             .map_err(msg)?
             .label("test acc")
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
-        legend(&mut chart, SeriesLabelPosition::LowerRight)
+            .legend(move |(x, y)| {
+                EmptyElement::at((x, y))
+                    + PathElement::new([(0, 0), (7, 0)], style)
+                    + PathElement::new([(17, 0), (24, 0)], style)
+                    + Rectangle::new([(8, -4), (16, 4)], ORANGE.filled())
+            });
+        legend(&mut chart, corner.into())
     })
 }
 
@@ -228,8 +320,8 @@ pub struct GradBar {
 }
 
 /// The gradient check per parameter as grouped bars on a log scale: mean
-/// |diff|, max |diff| and max relative error. Zeros (an exact match) are
-/// drawn at the bottom of the scale.
+/// |diff|, max |diff| and max relative error. A zero (an exact match) is
+/// written as `0` at the bottom of the scale.
 pub fn gradcheck_bars(title: &str, params: &[GradBar]) -> Result<Vec<u8>, PlotError> {
     let values = params
         .iter()
@@ -305,6 +397,25 @@ pub fn gradcheck_bars(title: &str, params: &[GradBar]) -> Result<Vec<u8>, PlotEr
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 6), (x + 16, y + 6)], colour.filled())
                 });
+            // An exact match has no height on a log scale: say 0.
+            let bottom = TextStyle::from((FONT, 15).into_font()).pos(
+                plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Bottom,
+                ),
+            );
+            chart
+                .draw_series(params.iter().enumerate().filter_map(|(i, p)| {
+                    let v = [p.mean_abs, p.max_abs, p.max_rel][j];
+                    (v == 0.0).then(|| {
+                        Text::new(
+                            "0",
+                            (SegmentValue::CenterOf(i * SLOTS + j), lo),
+                            bottom.clone(),
+                        )
+                    })
+                }))
+                .map_err(msg)?;
         }
         legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
@@ -501,6 +612,38 @@ mod tests {
         rgb.chunks(3)
             .filter(|p| p[0] < 100 && p[1] < 100 && p[2] < 100)
             .count()
+    }
+
+    #[test]
+    fn ticks_are_short_and_the_legend_avoids_the_data() {
+        assert_eq!(tick(1000.0), "1000");
+        assert_eq!(tick(0.30000000000000004), "0.3");
+        assert_eq!(tick(-0.0), "0");
+        use Corner::*;
+        let order = [UpperRight, UpperLeft, LowerLeft, LowerRight];
+        // A loss that falls: the upper right is free.
+        let falling = [(0.0, 2.3), (50.0, 1.0), (100.0, 0.1)];
+        assert_eq!(
+            free_corner(&falling, &(0.0..100.0), &(0.0..2.5), order),
+            UpperRight
+        );
+        // A loss that stays high: the lower left is the first free corner.
+        let flat = [(0.0, 2.3), (50.0, 2.3), (100.0, 2.3)];
+        assert_eq!(
+            free_corner(&flat, &(0.0..100.0), &(0.0..2.5), order),
+            LowerLeft
+        );
+    }
+
+    #[test]
+    fn tiny_runs_still_draw_their_points() {
+        for n in [1, 2] {
+            let (_, _, rgb) = decode(&loss_curve(&vec![2.3; n], 100).unwrap());
+            assert!(
+                count(&rgb, BLUE_) > 10,
+                "{n} iteration(s): the dots are drawn"
+            );
+        }
     }
 
     #[test]

@@ -184,13 +184,32 @@ impl Plain {
     }
 }
 
-/// `DLFS_PROGRESS_SECS` (seconds, may be fractional), else [`PLAIN_EVERY`].
+/// `DLFS_PROGRESS_SECS` (seconds, may be fractional; 0 prints a line at
+/// every update), else [`PLAIN_EVERY`]. A value that is not a usable number
+/// of seconds is reported once and ignored.
 fn plain_every() -> Duration {
-    std::env::var("DLFS_PROGRESS_SECS")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map_or(PLAIN_EVERY, Duration::from_secs_f64)
+    let Some(value) = std::env::var_os("DLFS_PROGRESS_SECS") else {
+        return PLAIN_EVERY;
+    };
+    match parse_secs(&value.to_string_lossy()) {
+        Some(every) => every,
+        None => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "warning: DLFS_PROGRESS_SECS={value:?} is not a number of seconds \
+                     (e.g. 5, 0.5, or 0 for every update); printing progress every {} s",
+                    PLAIN_EVERY.as_secs()
+                );
+            });
+            PLAIN_EVERY
+        }
+    }
+}
+
+fn parse_secs(s: &str) -> Option<Duration> {
+    let secs = s.trim().parse::<f64>().ok()?;
+    (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).ok())?
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -225,6 +244,15 @@ mod tests {
             p.line(100, "loss 2.2991", at),
             "numerical gradient: 100/79520 loss evaluations (0 %) | loss 2.2991 | 25/s | 4 s"
         );
+    }
+
+    #[test]
+    fn the_interval_is_a_non_negative_number_of_seconds() {
+        assert_eq!(parse_secs("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_secs(" 0 "), Some(Duration::ZERO));
+        for bad in ["", "-1", "nan", "inf", "1e20", "5s", "garbage"] {
+            assert_eq!(parse_secs(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

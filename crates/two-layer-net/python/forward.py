@@ -3,6 +3,7 @@
 
     python3 forward.py RUN_DIR [--predictions FILE]
 
+(RUN_DIR may also be the model file in it.)
 RUN_DIR is what `train --out` wrote. The script reads RUN_DIR/model.safetensors
 with the safetensors package (W1 [784, hidden], b1 [hidden], W2 [hidden, 10],
 b2 [10], in float32 or float64 as trained) and RUN_DIR/summary.json, which
@@ -54,20 +55,48 @@ def main():
     ap.add_argument("--predictions", help="write the predicted class of each test image here")
     args = ap.parse_args()
 
-    tensors = load_file(os.path.join(args.run_dir, "model.safetensors"))
+    run_dir = args.run_dir
+    if os.path.isfile(run_dir):  # the model file itself, as eval accepts
+        run_dir = os.path.dirname(run_dir) or "."
+    model_path = os.path.join(run_dir, "model.safetensors")
+    summary_path = os.path.join(run_dir, "summary.json")
+    for path in (model_path, summary_path):
+        if not os.path.isfile(path):
+            sys.exit(f"{path}: not found; give a directory written by `cargo xtask train`")
+
+    tensors = load_file(model_path)
+    missing = [k for k in ("W1", "b1", "W2", "b2") if k not in tensors]
+    if missing:
+        sys.exit(f"{model_path}: no tensor named {missing[0]} (a model holds W1, b1, W2, b2)")
     w1, b1, w2, b2 = (tensors[k] for k in ("W1", "b1", "W2", "b2"))
     dtype = w1.dtype
-    with open(os.path.join(args.run_dir, "summary.json")) as f:
+    if w1.ndim != 2 or w1.shape[0] != 784:
+        sys.exit(f"{model_path}: W1 has shape {list(w1.shape)}, expected [784, hidden]")
+    hidden = w1.shape[1]
+    expected = {"b1": [hidden], "W2": [hidden, 10], "b2": [10]}
+    for name, t in (("b1", b1), ("W2", w2), ("b2", b2)):
+        if list(t.shape) != expected[name]:
+            sys.exit(f"{model_path}: {name} has shape {list(t.shape)}, expected {expected[name]}")
+        if t.dtype != dtype:
+            sys.exit(f"{model_path}: {name} is {t.dtype}, W1 is {dtype}: the dtypes are mixed")
+    if dtype not in (np.float32, np.float64):
+        sys.exit(f"{model_path}: the tensors are {dtype}, expected float32 or float64")
+
+    with open(summary_path) as f:
         summary = json.load(f)
 
     files = {f["name"]: f for f in summary["data"]["files"]}
     arrays = {}
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         entry = files[name]
-        data, digest = read_idx(entry["path"])
+        # Absolute in new runs; a relative path is taken from the run's directory.
+        path = os.path.join(run_dir, entry["path"])
+        if not os.path.isfile(path):
+            sys.exit(f"{path}: not found (summary.json names it as the {name} file)")
+        data, digest = read_idx(path)
         if digest != entry["sha256"]:
-            sys.exit(f"{entry['path']}: SHA-256 {digest}, summary.json says {entry['sha256']}")
-        arrays[name] = parse_idx(data, entry["path"])
+            sys.exit(f"{path}: SHA-256 {digest}, summary.json says {entry['sha256']}")
+        arrays[name] = parse_idx(data, path)
     images = arrays["t10k-images-idx3-ubyte"]
     labels = arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
 

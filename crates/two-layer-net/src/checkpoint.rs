@@ -67,6 +67,19 @@ pub enum CheckpointError {
         /// What the file holds.
         got: Vec<usize>,
     },
+    /// A parameter holds NaN or an infinity (a damaged file: `train` saves
+    /// no model from a run that diverged).
+    #[error("{}: tensor {name} holds {value} at flat index {index}; a trained model holds finite numbers only", path.display())]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        name: &'static str,
+        /// Where, in row-major order.
+        index: usize,
+        /// The value, e.g. `NaN`.
+        value: String,
+    },
 }
 
 /// An element type that can be stored in a model file.
@@ -107,14 +120,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(Path::new).unwrap_or(path);
-    write_set_atomically(dir, &[(name.to_str().unwrap_or_default(), bytes)]).map_err(|e| match e {
-        CheckpointError::Io { error, .. } => CheckpointError::Io {
+    let Some(name) = path.file_name() else {
+        return Err(CheckpointError::Io {
             path: path.to_owned(),
-            error,
-        },
-        other => other,
-    })
+            error: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "does not end in a file name",
+            ),
+        });
+    };
+    write_set_atomically(dir, &[(name, bytes)])
 }
 
 /// Checks, before any work, that [`write_atomically`] can write `path`: its
@@ -131,7 +146,7 @@ pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
     if path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/') {
         return Err(err(
             std::io::ErrorKind::IsADirectory,
-            "is a directory; give a file name",
+            "is a directory, not a file",
         ));
     }
     if path.exists() && !path.is_file() {
@@ -144,6 +159,12 @@ pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    if dir.exists() && !dir.is_dir() {
+        return Err(err(
+            std::io::ErrorKind::NotADirectory,
+            &format!("{} is not a directory", dir.display()),
+        ));
+    }
     if !dir.is_dir() {
         return Err(err(
             std::io::ErrorKind::NotFound,
@@ -163,15 +184,30 @@ pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
 }
 
 /// Writes several files into `dir` as a set: each goes to a temporary file
-/// first, and only when all are complete and synced are they renamed into
-/// place, in order. A failure before that leaves every existing file as it was.
-pub fn write_set_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), CheckpointError> {
+/// first; only when all are complete and synced are they renamed into place,
+/// in order. The files they replace are kept (hard links, or copies where
+/// the file system has none) until every rename has succeeded, so when one
+/// fails (a target made immutable or replaced by a directory meanwhile) the
+/// ones already renamed are put back: the directory holds the old set or the
+/// new one, never a mix.
+pub fn write_set_atomically<N: AsRef<Path>>(
+    dir: &Path,
+    files: &[(N, &[u8])],
+) -> Result<(), CheckpointError> {
     let mut staged = Vec::with_capacity(files.len());
-    for &(name, bytes) in files {
+    let several = files.len() > 1;
+    for (name, bytes) in files {
         let path = dir.join(name);
-        let io = |error| CheckpointError::Io {
+        let io = |error: std::io::Error| CheckpointError::Io {
             path: path.clone(),
-            error,
+            error: if several {
+                std::io::Error::new(
+                    error.kind(),
+                    format!("{error}; no file of the set was replaced"),
+                )
+            } else {
+                error
+            },
         };
         let mut tmp = tempfile::Builder::new()
             .prefix(".dlfs-tmp-")
@@ -188,15 +224,71 @@ pub fn write_set_atomically(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), C
                 .set_permissions(std::fs::Permissions::from_mode(0o644))
                 .map_err(io)?;
         }
-        staged.push((tmp, path));
+        let backup = keep_old(dir, &path).map_err(io)?;
+        staged.push((tmp, path, backup));
     }
-    for (tmp, path) in staged {
-        tmp.persist(&path).map_err(|e| CheckpointError::Io {
-            path,
-            error: e.error,
-        })?;
+    let mut done: Vec<(PathBuf, Option<tempfile::NamedTempFile<()>>)> = Vec::new();
+    for (tmp, path, backup) in staged {
+        if let Err(e) = tmp.persist(&path) {
+            let undone = undo(done);
+            let note = match undone {
+                Ok(0) => String::new(),
+                Ok(n) => format!("; the {n} file(s) already replaced were put back"),
+                Err(e) => format!(
+                    "; putting back the files already replaced failed too, so {} holds a mix of old and new files: {e}",
+                    dir.display()
+                ),
+            };
+            return Err(CheckpointError::Io {
+                path,
+                error: std::io::Error::new(e.error.kind(), format!("{}{note}", e.error)),
+            });
+        }
+        done.push((path, backup));
     }
+    // The backups are removed as they drop.
     Ok(())
+}
+
+/// A hard link to (or a copy of) the file at `path`, under a temporary name
+/// in `dir` that is removed when dropped; `None` when there is no file.
+fn keep_old(dir: &Path, path: &Path) -> std::io::Result<Option<tempfile::NamedTempFile<()>>> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+        Ok(m) if m.is_dir() => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::IsADirectory,
+                "is a directory",
+            ));
+        }
+        Ok(_) => {}
+    }
+    let link = tempfile::Builder::new()
+        .prefix(".dlfs-old-")
+        .make_in(dir, |p| std::fs::hard_link(path, p));
+    match link {
+        Ok(kept) => Ok(Some(kept)),
+        // No hard links here (some network or FAT file systems): a copy.
+        Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => tempfile::Builder::new()
+            .prefix(".dlfs-old-")
+            .make_in(dir, |p| std::fs::copy(path, p).map(drop))
+            .map(Some),
+        Err(e) => Err(e),
+    }
+}
+
+/// Puts back what `done` replaced, last first: the kept old file where there
+/// was one, nothing where there was none. Returns how many were put back.
+fn undo(done: Vec<(PathBuf, Option<tempfile::NamedTempFile<()>>)>) -> std::io::Result<usize> {
+    let n = done.len();
+    for (path, backup) in done.into_iter().rev() {
+        match backup {
+            Some(old) => old.persist(&path).map(drop).map_err(|e| e.error)?,
+            None => std::fs::remove_file(&path)?,
+        }
+    }
+    Ok(n)
 }
 
 /// Serialises the parameters and `metadata` as safetensors bytes.
@@ -290,16 +382,20 @@ pub fn model_file(model: &Path) -> Result<PathBuf, CheckpointError> {
         model.to_owned()
     };
     if path.is_file() {
-        Ok(path)
-    } else {
-        Err(CheckpointError::Io {
-            error: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "not a file (give a run directory holding model.safetensors, or the file)",
-            ),
-            path,
-        })
+        return Ok(path);
     }
+    let what = if path.exists() {
+        "not a file"
+    } else {
+        "does not exist"
+    };
+    Err(CheckpointError::Io {
+        error: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{what} (give a run directory holding model.safetensors, or the file)"),
+        ),
+        path,
+    })
 }
 
 /// Parses the bytes of a model file; `path` is only used in error messages.
@@ -336,11 +432,19 @@ pub fn from_bytes<A: Element>(
                 got: view.shape().to_vec(),
             });
         }
-        let values = view
+        let values: Vec<A> = view
             .data()
             .chunks_exact(std::mem::size_of::<A>())
             .map(A::get)
             .collect();
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(CheckpointError::NonFinite {
+                path: path.to_owned(),
+                name,
+                index,
+                value: format!("{:?}", values[index]),
+            });
+        }
         Ok((view.shape().to_vec(), values))
     };
     let (s_w1, w1) = get("W1", 2)?;
@@ -427,5 +531,71 @@ mod tests {
         let bytes = to_bytes(&bad, &HashMap::new());
         let err = from_bytes::<f64>(p, &bytes).unwrap_err().to_string();
         assert!(err.contains("b1") && err.contains("[5]"), "{err}");
+        let mut bad = net.params();
+        bad.w2[[1, 2]] = f64::NAN;
+        let bytes = to_bytes(&bad, &HashMap::new());
+        let err = from_bytes::<f64>(p, &bytes).unwrap_err().to_string();
+        assert!(err.contains("tensor W2 holds NaN at flat index 5"), "{err}");
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_set_replaces_old_files_and_leaves_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a"), "old a").unwrap();
+        write_set_atomically(d, &[("a", &b"new a"[..]), ("b", b"new b")]).unwrap();
+        assert_eq!(std::fs::read_to_string(d.join("a")).unwrap(), "new a");
+        assert_eq!(std::fs::read_to_string(d.join("b")).unwrap(), "new b");
+        assert_eq!(names(d), ["a", "b"], "no temporary or kept file is left");
+        // A file name that is not UTF-8.
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let odd = d.join(std::ffi::OsStr::from_bytes(b"\xff.png"));
+            write_atomically(&odd, b"png").unwrap();
+            assert_eq!(std::fs::read(&odd).unwrap(), b"png");
+        }
+    }
+
+    #[test]
+    fn a_target_that_is_a_directory_stops_the_set_before_any_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a"), "old a").unwrap();
+        std::fs::create_dir(d.join("c")).unwrap();
+        let err = write_set_atomically(d, &[("a", &b"new a"[..]), ("b", b"new b"), ("c", b"c")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a directory"), "{err}");
+        assert_eq!(std::fs::read_to_string(d.join("a")).unwrap(), "old a");
+        assert_eq!(names(d), ["a", "c"]);
+    }
+
+    /// What a failed rename in the middle of a set triggers: the files
+    /// already renamed get their old contents back, or go when they are new.
+    #[test]
+    fn undo_puts_back_the_old_files_and_removes_the_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a"), "old a").unwrap();
+        let kept_a = keep_old(d, &d.join("a")).unwrap();
+        assert!(kept_a.is_some());
+        assert!(keep_old(d, &d.join("b")).unwrap().is_none());
+        std::fs::write(d.join("a.new"), "new a").unwrap();
+        std::fs::rename(d.join("a.new"), d.join("a")).unwrap();
+        std::fs::write(d.join("b"), "new b").unwrap();
+        let n = undo(vec![(d.join("a"), kept_a), (d.join("b"), None)]).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(std::fs::read_to_string(d.join("a")).unwrap(), "old a");
+        assert_eq!(names(d), ["a"]);
     }
 }

@@ -3,8 +3,9 @@
 //! MNIST digits are light strokes (up to 255) on a black background (0). A
 //! drawing made in a paint program is usually the opposite, dark on white, so
 //! an image whose border is mostly light is inverted (and the caller says
-//! so). Colour is turned into grey with the Rec. 601 weights; transparency
-//! is laid over white.
+//! so). Colour is turned into grey with the Rec. 601 weights. Transparency
+//! is laid over the background the strokes stand out from: black under
+//! light strokes (a white pen on a transparent canvas), white under dark ones.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -22,6 +23,16 @@ pub struct UserImage {
     pub inverted: bool,
     /// What the file held, e.g. "8-bit RGBA".
     pub format: String,
+    /// The darkest and the lightest grey level, before any inversion.
+    pub range: (u8, u8),
+}
+
+impl UserImage {
+    /// Whether the image is nearly uniform (at most 16 grey levels apart):
+    /// blank, or too faint to hold a digit.
+    pub fn is_blank(&self) -> bool {
+        self.range.1 - self.range.0 <= 16
+    }
 }
 
 /// Reads the PNG at `path`: it must be 28×28; any PNG colour type and bit
@@ -56,7 +67,14 @@ pub fn read_png(path: &Path) -> anyhow::Result<UserImage> {
     }
     let source = {
         let info = reader.info();
-        format!("{}-bit {:?}", info.bit_depth as u8, info.color_type)
+        let colour = match info.color_type {
+            png::ColorType::Grayscale => "grey",
+            png::ColorType::GrayscaleAlpha => "grey and alpha",
+            png::ColorType::Rgb => "RGB",
+            png::ColorType::Rgba => "RGBA",
+            png::ColorType::Indexed => "palette",
+        };
+        format!("{}-bit {colour}", info.bit_depth as u8)
     };
     let size = reader
         .output_buffer_size()
@@ -68,10 +86,17 @@ pub fn read_png(path: &Path) -> anyhow::Result<UserImage> {
         .map_err(|e| anyhow::anyhow!("the PNG's pixel data is damaged: {e}"))
         .with_context(what)?;
     let channels = frame.color_type.samples();
-    let grey: Vec<u8> = buf[..frame.buffer_size()]
-        .chunks_exact(channels)
-        .map(|p| to_grey(frame.color_type, p))
+    let pixels = buf[..frame.buffer_size()].chunks_exact(channels);
+    let background = background(pixels.clone().map(|p| luma_alpha(frame.color_type, p)));
+    let grey: Vec<u8> = pixels
+        .map(|p| {
+            let (v, a) = luma_alpha(frame.color_type, p);
+            over(v, a, background)
+        })
         .collect();
+    let range = grey
+        .iter()
+        .fold((u8::MAX, u8::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let inverted = light_border(&grey);
     let pixels = if inverted {
         grey.iter().map(|&v| 255 - v).collect()
@@ -82,26 +107,39 @@ pub fn read_png(path: &Path) -> anyhow::Result<UserImage> {
         pixels,
         inverted,
         format: source,
+        range,
     })
 }
 
-/// One pixel as grey: Rec. 601 luma for colour (exact for grey RGB), laid
-/// over white by its alpha.
-fn to_grey(colour: png::ColorType, p: &[u8]) -> u8 {
+/// One pixel as (grey, alpha): Rec. 601 luma for colour (exact for grey
+/// RGB); alpha 255 when the image has none.
+fn luma_alpha(colour: png::ColorType, p: &[u8]) -> (u8, u8) {
     let luma = |r: u8, g: u8, b: u8| {
         ((299 * u32::from(r) + 587 * u32::from(g) + 114 * u32::from(b) + 500) / 1000) as u8
     };
-    let over_white = |v: u8, a: u8| {
-        let (v, a) = (u32::from(v), u32::from(a));
-        ((v * a + 255 * (255 - a) + 127) / 255) as u8
-    };
     match (colour, p) {
-        (png::ColorType::Grayscale, &[v]) => v,
-        (png::ColorType::GrayscaleAlpha, &[v, a]) => over_white(v, a),
-        (png::ColorType::Rgb, &[r, g, b]) => luma(r, g, b),
-        (png::ColorType::Rgba, &[r, g, b, a]) => over_white(luma(r, g, b), a),
+        (png::ColorType::Grayscale, &[v]) => (v, 255),
+        (png::ColorType::GrayscaleAlpha, &[v, a]) => (v, a),
+        (png::ColorType::Rgb, &[r, g, b]) => (luma(r, g, b), 255),
+        (png::ColorType::Rgba, &[r, g, b, a]) => (luma(r, g, b), a),
         _ => unreachable!("normalize_to_color8 gives 8-bit grey or RGB, with or without alpha"),
     }
+}
+
+/// What transparent pixels are laid over: black when the (mostly) opaque
+/// pixels are light on average, white otherwise (and when nothing is
+/// opaque).
+fn background(pixels: impl Iterator<Item = (u8, u8)>) -> u8 {
+    let (sum, n) = pixels
+        .filter(|&(_, a)| a >= 128)
+        .fold((0u64, 0u64), |(s, n), (v, _)| (s + u64::from(v), n + 1));
+    if n > 0 && sum > 127 * n { 0 } else { 255 }
+}
+
+/// Grey `v` with alpha `a` laid over grey `bg`.
+fn over(v: u8, a: u8, bg: u8) -> u8 {
+    let (v, a, bg) = (u32::from(v), u32::from(a), u32::from(bg));
+    ((v * a + bg * (255 - a) + 127) / 255) as u8
 }
 
 /// Whether the outermost ring of pixels is mostly light (mean above half).
@@ -122,16 +160,29 @@ mod tests {
     #[test]
     fn grey_colour_and_alpha_become_grey() {
         use png::ColorType::*;
-        assert_eq!(to_grey(Grayscale, &[37]), 37);
+        assert_eq!(luma_alpha(Grayscale, &[37]), (37, 255));
         // Grey RGB is exact.
         for v in [0, 1, 127, 128, 254, 255] {
-            assert_eq!(to_grey(Rgb, &[v, v, v]), v);
+            assert_eq!(luma_alpha(Rgb, &[v, v, v]), (v, 255));
         }
-        assert_eq!(to_grey(Rgb, &[255, 0, 0]), 76);
-        // Transparent is white; opaque is the colour itself.
-        assert_eq!(to_grey(GrayscaleAlpha, &[0, 0]), 255);
-        assert_eq!(to_grey(GrayscaleAlpha, &[0, 255]), 0);
-        assert_eq!(to_grey(Rgba, &[0, 0, 0, 128]), 127);
+        assert_eq!(luma_alpha(Rgb, &[255, 0, 0]), (76, 255));
+        assert_eq!(luma_alpha(Rgba, &[0, 0, 0, 128]), (0, 128));
+        // Transparent is the background; opaque is the colour itself.
+        assert_eq!(over(0, 0, 255), 255);
+        assert_eq!(over(0, 255, 255), 0);
+        assert_eq!(over(0, 128, 255), 127);
+        assert_eq!(over(255, 0, 0), 0);
+    }
+
+    #[test]
+    fn transparency_is_laid_over_what_the_strokes_stand_out_from() {
+        // A white pen on a transparent canvas: over black.
+        let white_pen = [(255, 255), (0, 0), (0, 0), (255, 200)];
+        assert_eq!(background(white_pen.into_iter()), 0);
+        // A black pen: over white; nothing opaque: white too.
+        let black_pen = [(0, 255), (255, 0), (0, 0)];
+        assert_eq!(background(black_pen.into_iter()), 255);
+        assert_eq!(background([(255, 0), (0, 0)].into_iter()), 255);
     }
 
     #[test]

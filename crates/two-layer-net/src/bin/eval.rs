@@ -57,6 +57,26 @@ fn evaluate<A: Element>(
 ) -> anyhow::Result<()> {
     let (path, meta) = (&saved.path, &saved.meta);
     let dataset = args.dataset(saved);
+    // The outputs go next to the model; results on another data set than
+    // the model's own get its name, so they never replace those.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let trained_on = saved.trained_on();
+    let tag = match trained_on {
+        Some(d) if d != dataset => format!("{}-{}", dataset.name(), args.set.name()),
+        _ => args.set.name().to_owned(),
+    };
+    let outputs = [
+        format!("confusion-{tag}.csv"),
+        format!("confusion-{tag}.png"),
+        format!("predictions-{tag}.csv"),
+    ];
+    // Checked before the work: a bad place to write is reported at once.
+    for name in &outputs {
+        checkpoint::check_writable(&dir.join(name))?;
+    }
     let (input, hidden, output) = net.sizes();
     if output != CLASSES {
         bail!(
@@ -103,10 +123,21 @@ fn evaluate<A: Element>(
         args.set.name()
     );
     let key = format!("{}_acc", args.set.name());
-    if let Some(reported) = meta.get(&key)
-        && saved.trained_on() == Some(dataset)
-    {
-        println!("(train reported {key} {reported})");
+    match trained_on {
+        Some(d) if d == dataset => {
+            if let Some(reported) = meta.get(&key) {
+                let reported = reported
+                    .parse::<f64>()
+                    .map_or(reported.clone(), |r| format!("{r:.4}"));
+                println!("(train reported {key} {reported})");
+            }
+        }
+        Some(d) => println!(
+            "(the model was trained on {}, not {}: its results are written under their own names)",
+            d.title(),
+            dataset.title()
+        ),
+        None => {}
     }
     println!("per class:");
     let names = dataset.class_names();
@@ -124,13 +155,7 @@ fn evaluate<A: Element>(
     }
     print!("{}", table(&confusion));
 
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let [csv_name, png_name] =
-        ["csv", "png"].map(|ext| format!("confusion-{}.{ext}", args.set.name()));
-    let predictions_name = format!("predictions-{}.csv", args.set.name());
+    let [csv_name, png_name, predictions_name] = &outputs;
     let mut predictions = String::from("index,label,predicted\n");
     for (i, (label, p)) in predicted.iter().enumerate() {
         let _ = writeln!(predictions, "{i},{label},{p}");
@@ -152,16 +177,16 @@ fn evaluate<A: Element>(
     checkpoint::write_set_atomically(
         dir,
         &[
-            (&csv_name, csv(&confusion).as_bytes()),
-            (&png_name, &png),
-            (&predictions_name, predictions.as_bytes()),
+            (csv_name, csv(&confusion).as_bytes()),
+            (png_name, &png),
+            (predictions_name, predictions.as_bytes()),
         ],
     )?;
     println!(
         "wrote {}, {} (heat map) and {} (each image's label and predicted class)",
-        dir.join(&csv_name).display(),
-        dir.join(&png_name).display(),
-        dir.join(&predictions_name).display()
+        dir.join(csv_name).display(),
+        dir.join(png_name).display(),
+        dir.join(predictions_name).display()
     );
     Ok(())
 }

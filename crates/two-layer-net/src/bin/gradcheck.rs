@@ -78,8 +78,7 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<bool> {
     if let Some(plot) = &args.plot {
-        two_layer_net::checkpoint::check_writable(plot)
-            .with_context(|| format!("--plot {}", plot.display()))?;
+        two_layer_net::checkpoint::check_writable(plot).context("--plot")?;
     }
     let mut opts = FetchOptions::from_env();
     if let Some(dir) = &args.data_dir {
@@ -195,16 +194,20 @@ fn run(args: &Args) -> anyhow::Result<bool> {
                 max_rel: p.judged.max_rel,
             })
             .collect();
+        let kinks = match run.kinks {
+            0 => String::new(),
+            n => format!(", {n} at a ReLU kink left out"),
+        };
         let title = format!(
-            "Backprop vs numerical gradient: TwoLayerNet({}, {hidden}, {}), {} {} image(s), f64",
+            "Backprop vs numerical: TwoLayerNet({}, {hidden}, {}), {} {} image(s), seed {}{kinks}",
             x.ncols(),
             mnist_data::CLASSES,
             args.images,
             args.dataset.title(),
+            args.seed,
         );
         let png = report::plot::gradcheck_bars(&title, &bars)?;
-        two_layer_net::checkpoint::write_atomically(path, &png)
-            .with_context(|| format!("--plot {}", path.display()))?;
+        two_layer_net::checkpoint::write_atomically(path, &png).context("--plot")?;
         println!("plot: {}", path.display());
     }
     let tol = outcome.tol;

@@ -73,6 +73,13 @@ fn predict<A: Element>(args: &Args, saved: &Saved, net: TwoLayerNet<A>) -> anyho
                     "(dark on a light background: inverted to MNIST's light strokes on black)"
                 );
             }
+            if drawn.is_blank() {
+                println!(
+                    "(warning: the image is nearly uniform, grey levels {} to {}: \
+                     there is hardly anything to classify)",
+                    drawn.range.0, drawn.range.1
+                );
+            }
             (drawn.pixels, None)
         }
         (None, Some(index)) => {

@@ -481,7 +481,8 @@ fn summary_json(args: &Args, data: &mnist_data::DataSet, run: Run<'_>) -> String
                 "name": f.name,
                 "sha256": f.sha256,
                 "source": f.source.to_string(),
-                "path": f.path.display().to_string(),
+                // Absolute, so that scripts run from elsewhere find the files.
+                "path": std::path::absolute(&f.path).unwrap_or_else(|_| f.path.clone()).display().to_string(),
             })
         })
         .collect();

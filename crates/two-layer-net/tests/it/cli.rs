@@ -280,7 +280,7 @@ fn gradcheck_refuses_an_unwritable_plot_path_before_any_work() {
         let (ok, stdout, stderr) = gradcheck(&["--plot", path, "--data-dir", "/nonexistent"]);
         assert!(!ok);
         assert!(
-            stderr.contains(&format!("--plot {path}")) && stderr.contains(why),
+            stderr.contains(&format!("--plot: {path}")) && stderr.contains(why),
             "{path}: {stderr}"
         );
         assert!(!stdout.contains("gradient check of"), "{stdout}");
@@ -523,7 +523,7 @@ fn eval_refuses_a_missing_a_truncated_and_a_foreign_model() {
     assert!(!ok);
     assert!(
         stderr.contains(&format!("--model {}: ", missing.display()))
-            && stderr.contains("not a file (give a run directory"),
+            && stderr.contains("does not exist (give a run directory"),
         "{stderr}"
     );
     let truncated = dir.path().join("truncated.safetensors");
@@ -611,8 +611,9 @@ fn write_png(
     writer.finish().unwrap();
 }
 
-/// `predict --image` on MNIST test image 0 saved as a PNG four ways (grey,
-/// 16-bit grey, inverted RGB, black strokes on a transparent background)
+/// `predict --image` on MNIST test image 0 saved as a PNG five ways (grey,
+/// 16-bit grey, inverted RGB, black or white strokes on a transparent
+/// background)
 /// gives the drawing and the probabilities `--index 0` gives; a PNG of
 /// another size, a file that is not a PNG and a missing file are refused
 /// with their path.
@@ -651,12 +652,14 @@ fn predict_reads_a_drawn_png_as_the_data_sets_own_image() {
         .flat_map(|&v| (u16::from(v) * 257).to_be_bytes())
         .collect();
     let on_glass: Vec<u8> = seven.iter().flat_map(|&v| [0, 0, 0, v]).collect();
+    let white_pen: Vec<u8> = seven.iter().flat_map(|&v| [255, 255, 255, v]).collect();
     use png::{BitDepth::*, ColorType::*};
     for (name, colour, depth, bytes, flipped) in [
         ("grey.png", Grayscale, Eight, seven.to_vec(), false),
         ("grey16.png", Grayscale, Sixteen, sixteen, false),
         ("inverted.png", Rgb, Eight, inverted, true),
         ("transparent.png", Rgba, Eight, on_glass, true),
+        ("white-pen.png", Rgba, Eight, white_pen, false),
     ] {
         let path = dir.path().join(name);
         write_png(&path, dims, colour, depth, &bytes);
@@ -671,6 +674,16 @@ fn predict_reads_a_drawn_png_as_the_data_sets_own_image() {
         assert_eq!(drawing(&stdout), drawing(&by_index), "{name}: {stdout}");
         assert_eq!(ranking(&stdout), ranking(&by_index), "{name}: {stdout}");
     }
+
+    // A blank page is classified, with a warning.
+    let blank = dir.path().join("blank.png");
+    write_png(&blank, dims, Grayscale, Eight, &[255; 28 * 28]);
+    let (ok, stdout, stderr) = predict(&["--model", out, "--image", blank.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("nearly uniform, grey levels 255 to 255"),
+        "{stdout}"
+    );
 
     let wide = dir.path().join("wide.png");
     write_png(&wide, (30, 28), Grayscale, Eight, &[0; 30 * 28]);

@@ -471,12 +471,20 @@ pub fn confusion_heatmap(
                     SegmentValue::CenterOf(i) if *i < k => name(&SegmentValue::CenterOf(flip(*i))),
                     _ => String::new(),
                 })
-                .x_desc("predicted class")
+                .x_desc("predicted class   (blue: right, by share of the class; red: mistakes, by the largest)")
                 .y_desc("true class")
                 .label_style((FONT, 14))
                 .axis_desc_style((FONT, 17))
                 .draw()
                 .map_err(msg)?;
+            // Mistakes are shaded against the commonest mistake, so that the
+            // 16 fours taken for nines stand out even beside 950 right ones.
+            let most_mistakes = (0..k)
+                .flat_map(|t| (0..k).filter(move |&p| p != t).map(move |p| (t, p)))
+                .map(|(t, p)| matrix[t][p])
+                .max()
+                .unwrap_or(0)
+                .max(1);
             for (t, row) in matrix.iter().enumerate() {
                 let total: u64 = row.iter().sum();
                 for (p, &count) in row.iter().enumerate() {
@@ -486,11 +494,15 @@ pub fn confusion_heatmap(
                         0.0
                     };
                     let y = flip(t);
-                    // White to dark blue; off-diagonal cells show even a few
-                    // mistakes (the square root lifts small shares).
-                    let s = share.sqrt();
+                    // White to dark blue on the diagonal (the square root
+                    // lifts a weak class), white to dark red off it.
+                    let (s, dark) = if p == t {
+                        (share.sqrt(), (8, 48, 107))
+                    } else {
+                        (count as f64 / most_mistakes as f64, (165, 15, 21))
+                    };
                     let shade = |c: u8| (255.0 - s * (255.0 - c as f64)).round() as u8;
-                    let fill = RGBColor(shade(8), shade(48), shade(107));
+                    let fill = RGBColor(shade(dark.0), shade(dark.1), shade(dark.2));
                     chart
                         .draw_series(std::iter::once(Rectangle::new(
                             [
@@ -700,17 +712,20 @@ mod tests {
     }
 
     #[test]
-    fn the_heat_map_darkens_the_diagonal_and_refuses_a_ragged_matrix() {
-        let m: Vec<Vec<u64>> = (0..10)
+    fn the_heat_map_darkens_the_diagonal_and_the_commonest_mistake_and_refuses_a_ragged_matrix() {
+        let mut m: Vec<Vec<u64>> = (0..10)
             .map(|t| (0..10).map(|p| if t == p { 95 } else { 1 }).collect())
             .collect();
+        m[4][9] = 16;
         let names: Vec<String> = (0..10).map(|i| i.to_string()).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let (_, _, rgb) = decode(&confusion_heatmap("confusion", &m, &names).unwrap());
         // 95 of 104 (share 0.91, square root 0.96): nearly the full dark blue.
         let s: f64 = (95.0_f64 / 104.0).sqrt();
         let shade = |c: u8| (255.0 - s * (255.0 - c as f64)).round() as u8;
-        assert!(count(&rgb, RGBColor(shade(8), shade(48), shade(107))) > 10 * 1000);
+        assert!(count(&rgb, RGBColor(shade(8), shade(48), shade(107))) > 9 * 1000);
+        // The commonest mistake is the full dark red.
+        assert!(count(&rgb, RGBColor(165, 15, 21)) > 1000);
         let err = confusion_heatmap("c", &m[..9], &names).unwrap_err();
         assert!(err.to_string().contains("square"), "{err}");
     }

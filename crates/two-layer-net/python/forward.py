@@ -24,8 +24,15 @@ import json
 import os
 import sys
 
-import numpy as np
-from safetensors.numpy import load_file
+try:
+    import numpy as np
+    from safetensors.numpy import load_file
+except ImportError as e:
+    sys.exit(
+        f"forward.py needs numpy and safetensors ({e}); for example:\n"
+        "  python3 -m venv /tmp/dlfs-venv && /tmp/dlfs-venv/bin/pip install numpy safetensors\n"
+        "  /tmp/dlfs-venv/bin/python forward.py RUN_DIR"
+    )
 
 
 def read_idx(path):

@@ -199,11 +199,12 @@ fn run(args: &Args) -> anyhow::Result<bool> {
             n => format!(", {n} at a ReLU kink left out"),
         };
         let title = format!(
-            "Backprop vs numerical: TwoLayerNet({}, {hidden}, {}), {} {} image(s), seed {}{kinks}",
+            "Backprop vs numerical: TwoLayerNet({}, {hidden}, {}), {} {} image{}, seed {}{kinks}",
             x.ncols(),
             mnist_data::CLASSES,
             args.images,
             args.dataset.title(),
+            if args.images == 1 { "" } else { "s" },
             args.seed,
         );
         let png = report::plot::gradcheck_bars(&title, &bars)?;

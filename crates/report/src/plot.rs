@@ -236,6 +236,7 @@ pub fn loss_curve(losses: &[f64], window: usize) -> Result<Vec<u8>, PlotError> {
                     smoothed
                         .iter()
                         .enumerate()
+                        .skip(window - 1)
                         .filter_map(|(i, &l)| l.is_finite().then_some((i as f64, l))),
                     ORANGE.stroke_width(2),
                 ))
@@ -323,6 +324,12 @@ pub struct GradBar {
 /// |diff|, max |diff| and max relative error. A zero (an exact match) is
 /// written as `0` at the bottom of the scale.
 pub fn gradcheck_bars(title: &str, params: &[GradBar]) -> Result<Vec<u8>, PlotError> {
+    if params.is_empty() {
+        return Err(PlotError {
+            what: "gradient check",
+            message: "no parameters to draw".to_owned(),
+        });
+    }
     let values = params
         .iter()
         .flat_map(|p| [p.mean_abs, p.max_abs, p.max_rel])
@@ -347,9 +354,9 @@ pub fn gradcheck_bars(title: &str, params: &[GradBar]) -> Result<Vec<u8>, PlotEr
         ("max relative error", GREEN_),
     ];
     let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
-    render("gradient check", (900, 540), |root| {
+    render("gradient check", (1000, 560), |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption(title, (FONT, 22))
+            .caption(title, (FONT, 17))
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(80)
@@ -422,15 +429,16 @@ pub fn gradcheck_bars(title: &str, params: &[GradBar]) -> Result<Vec<u8>, PlotEr
 }
 
 /// A confusion matrix as a heat map: row `t`, column `p` counts the images
-/// of class `t` predicted as `p`. Each cell is shaded by its share of the
-/// row and shows its count.
+/// of class `t` predicted as `p`. Each cell shows its count; the diagonal is
+/// shaded blue by its share of the row, the mistakes red against the
+/// commonest mistake.
 pub fn confusion_heatmap(
     title: &str,
     matrix: &[Vec<u64>],
     classes: &[&str],
 ) -> Result<Vec<u8>, PlotError> {
     let k = matrix.len();
-    if matrix.iter().any(|row| row.len() != k) || classes.len() != k {
+    if k == 0 || matrix.iter().any(|row| row.len() != k) || classes.len() != k {
         return Err(PlotError {
             what: "confusion",
             message: format!(
@@ -588,7 +596,8 @@ fn envelope(values: &[f64], columns: usize) -> Vec<(f64, f64)> {
             }
         }
         match (lo, hi) {
-            (Some(l), Some(h)) if l <= h => out.extend([at(l), at(h)]),
+            (Some(l), Some(h)) if l == h => out.push(at(l)),
+            (Some(l), Some(h)) if l < h => out.extend([at(l), at(h)]),
             (Some(l), Some(h)) => out.extend([at(h), at(l)]),
             _ => {}
         }
@@ -672,7 +681,7 @@ mod tests {
         let values: Vec<f64> = (0..10).map(|i| if i == 3 { 9.0 } else { 1.0 }).collect();
         assert_eq!(envelope(&values, 5).len(), 10, "short: every point");
         let e = envelope(&values, 2);
-        assert_eq!(e, [(0.0, 1.0), (3.0, 9.0), (5.0, 1.0), (5.0, 1.0)]);
+        assert_eq!(e, [(0.0, 1.0), (3.0, 9.0), (5.0, 1.0)]);
     }
 
     #[test]

@@ -103,7 +103,8 @@ impl Progress {
 
     fn update(&self, pos: u64, message: Option<impl FnOnce() -> String>) {
         let now = Instant::now();
-        let draw = {
+        // A hidden bar (plain lines) needs no redraws.
+        let draw = self.plain.is_none() && {
             let mut last = lock(&self.last_draw);
             let due = last.is_none_or(|t| now.duration_since(t) >= DRAW_EVERY);
             if due {

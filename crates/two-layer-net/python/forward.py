@@ -62,16 +62,21 @@ def main():
     ap.add_argument("--predictions", help="write the predicted class of each test image here")
     args = ap.parse_args()
 
-    run_dir = args.run_dir
-    if os.path.isfile(run_dir):  # the model file itself, as eval accepts
-        run_dir = os.path.dirname(run_dir) or "."
-    model_path = os.path.join(run_dir, "model.safetensors")
+    if os.path.isfile(args.run_dir):  # the model file itself, as eval accepts
+        model_path = args.run_dir
+        run_dir = os.path.dirname(model_path) or "."
+    else:
+        run_dir = args.run_dir
+        model_path = os.path.join(run_dir, "model.safetensors")
     summary_path = os.path.join(run_dir, "summary.json")
     for path in (model_path, summary_path):
         if not os.path.isfile(path):
             sys.exit(f"{path}: not found; give a directory written by `cargo xtask train`")
 
-    tensors = load_file(model_path)
+    try:
+        tensors = load_file(model_path)
+    except Exception as e:  # safetensors raises its own error types
+        sys.exit(f"{model_path}: not a valid safetensors model file: {e}")
     missing = [k for k in ("W1", "b1", "W2", "b2") if k not in tensors]
     if missing:
         sys.exit(f"{model_path}: no tensor named {missing[0]} (a model holds W1, b1, W2, b2)")
@@ -96,8 +101,9 @@ def main():
     arrays = {}
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         entry = files[name]
-        # Absolute in new runs; a relative path is taken from the run's directory.
-        path = os.path.join(run_dir, entry["path"])
+        # Absolute since this script exists; older runs wrote paths relative
+        # to where train ran, so a relative one is tried from here.
+        path = entry["path"]
         if not os.path.isfile(path):
             sys.exit(f"{path}: not found (summary.json names it as the {name} file)")
         data, digest = read_idx(path)
@@ -106,6 +112,8 @@ def main():
         arrays[name] = parse_idx(data, path)
     images = arrays["t10k-images-idx3-ubyte"]
     labels = arrays["t10k-labels-idx1-ubyte"].astype(np.int64)
+    if len(images) != len(labels):
+        sys.exit(f"{len(images)} test images but {len(labels)} labels")
 
     x = images.reshape(len(images), -1).astype(dtype) / dtype.type(255)
     hidden = np.maximum(x @ w1 + b1, dtype.type(0))

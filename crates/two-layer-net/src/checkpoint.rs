@@ -269,23 +269,48 @@ fn keep_old(dir: &Path, path: &Path) -> std::io::Result<Option<tempfile::NamedTe
         .make_in(dir, |p| std::fs::hard_link(path, p));
     match link {
         Ok(kept) => Ok(Some(kept)),
-        // No hard links here (some network or FAT file systems): a copy.
-        Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => tempfile::Builder::new()
+        // No hard link (FAT and some network file systems, or
+        // protected_hardlinks): a copy, whose own error is the one to report.
+        Err(_) => tempfile::Builder::new()
             .prefix(".dlfs-old-")
             .make_in(dir, |p| std::fs::copy(path, p).map(drop))
             .map(Some),
-        Err(e) => Err(e),
     }
 }
 
 /// Puts back what `done` replaced, last first: the kept old file where there
 /// was one, nothing where there was none. Returns how many were put back.
+/// When putting one back fails, the old files not yet put back are kept
+/// under their temporary names, which the error lists.
 fn undo(done: Vec<(PathBuf, Option<tempfile::NamedTempFile<()>>)>) -> std::io::Result<usize> {
     let n = done.len();
-    for (path, backup) in done.into_iter().rev() {
-        match backup {
-            Some(old) => old.persist(&path).map(drop).map_err(|e| e.error)?,
-            None => std::fs::remove_file(&path)?,
+    let mut rest = done.into_iter().rev();
+    while let Some((path, backup)) = rest.next() {
+        let failed = match backup {
+            Some(old) => old.persist(&path).err().map(|e| {
+                let kept = e.file.into_temp_path().keep().ok();
+                (e.error, kept)
+            }),
+            None => std::fs::remove_file(&path).err().map(|e| (e, None)),
+        };
+        if let Some((error, kept)) = failed {
+            let kept: Vec<String> = kept
+                .into_iter()
+                .chain(rest.filter_map(|(_, b)| b?.into_temp_path().keep().ok()))
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(std::io::Error::new(
+                error.kind(),
+                format!(
+                    "{}: {error}; the old files are kept as {}",
+                    path.display(),
+                    if kept.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        kept.join(", ")
+                    }
+                ),
+            ));
         }
     }
     Ok(n)

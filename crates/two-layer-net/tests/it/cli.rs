@@ -263,7 +263,7 @@ fn gradcheck_binary_passes_on_real_mnist_and_prints_one_line_per_parameter() {
         stdout.contains(&format!("plot: {}", plot.display())),
         "{stdout}"
     );
-    assert_eq!(drawn_png(&plot, 20_000), (900, 540));
+    assert_eq!(drawn_png(&plot, 20_000), (1000, 560));
 }
 
 /// A bad `--plot` is refused before the data is loaded or anything is
@@ -613,8 +613,7 @@ fn write_png(
 
 /// `predict --image` on MNIST test image 0 saved as a PNG five ways (grey,
 /// 16-bit grey, inverted RGB, black or white strokes on a transparent
-/// background)
-/// gives the drawing and the probabilities `--index 0` gives; a PNG of
+/// background) gives the drawing and the probabilities `--index 0` gives; a PNG of
 /// another size, a file that is not a PNG and a missing file are refused
 /// with their path.
 #[test]

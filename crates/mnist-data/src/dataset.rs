@@ -207,6 +207,15 @@ impl Dataset {
         }
     }
 
+    /// The name of label `c` when it has one besides its number: Fashion-MNIST's
+    /// kinds of clothing; `None` for MNIST's digits (and out-of-range labels).
+    pub fn class_name(self, c: usize) -> Option<&'static str> {
+        match self {
+            Dataset::Mnist => None,
+            Dataset::FashionMnist => self.class_names().get(c).copied(),
+        }
+    }
+
     /// The short name used on the command line and for the cache subdirectory.
     pub const fn name(self) -> &'static str {
         match self {

@@ -208,9 +208,10 @@ fn plain_every() -> Duration {
     }
 }
 
+/// Seconds as a `Duration`; `None` for text, negative, NaN, infinite or too
+/// large values (all of which `try_from_secs_f64` refuses).
 fn parse_secs(s: &str) -> Option<Duration> {
-    let secs = s.trim().parse::<f64>().ok()?;
-    (secs >= 0.0).then(|| Duration::try_from_secs_f64(secs).ok())?
+    Duration::try_from_secs_f64(s.trim().parse().ok()?).ok()
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -112,14 +112,19 @@ impl Element for f64 {
     }
 }
 
+/// The directory `path` is in: its parent, or `.` for a bare file name.
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: to a temporary file in the same
 /// directory, then renamed over `path`. A reader never sees a half-written
 /// file, and an interrupted write leaves the old file as it was.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     let Some(name) = path.file_name() else {
         return Err(CheckpointError::Io {
             path: path.to_owned(),
@@ -155,10 +160,7 @@ pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
             "exists and is not a regular file",
         ));
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path);
     if dir.exists() && !dir.is_dir() {
         return Err(err(
             std::io::ErrorKind::NotADirectory,

@@ -8,7 +8,6 @@
 //! `cargo xtask eval --model DIR`.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::bail;
@@ -59,10 +58,7 @@ fn evaluate<A: Element>(
     let dataset = args.dataset(saved);
     // The outputs go next to the model; results on another data set than
     // the model's own get its name, so they never replace those.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = checkpoint::parent_dir(path);
     let trained_on = saved.trained_on();
     let tag = match trained_on {
         Some(d) if d != dataset => format!("{}-{}", dataset.name(), args.set.name()),
@@ -140,12 +136,10 @@ fn evaluate<A: Element>(
         None => {}
     }
     println!("per class:");
-    let names = dataset.class_names();
     for (c, row) in confusion.iter().enumerate() {
         let n: usize = row.iter().sum();
-        // Fashion-MNIST's classes have names; MNIST's are their digits.
-        let name = Some(names[c])
-            .filter(|name| *name != c.to_string())
+        let name = dataset
+            .class_name(c)
             .map_or(String::new(), |name| format!(" {name}"));
         println!(
             "  {c}{name}: {:.4} ({} of {n})",

@@ -112,10 +112,9 @@ fn predict<A: Element>(args: &Args, saved: &Saved, net: TwoLayerNet<A>) -> anyho
         .enumerate()
         .collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let names = dataset.class_names();
-    let named = |c: usize| match names[c] {
-        n if n == c.to_string() => format!("{c}"),
-        n => format!("{c} ({n})"),
+    let named = |c: usize| match dataset.class_name(c) {
+        Some(name) => format!("{c} ({name})"),
+        None => format!("{c}"),
     };
     if let Some(truth) = truth {
         println!("true label: {}", named(usize::from(truth)));

@@ -314,6 +314,15 @@ mod tests {
     }
 
     #[test]
+    fn only_fashion_mnist_labels_have_names_besides_their_numbers() {
+        assert_eq!(Dataset::Mnist.class_name(3), None);
+        assert_eq!(Dataset::FashionMnist.class_name(0), Some("T-shirt/top"));
+        assert_eq!(Dataset::FashionMnist.class_name(1), Some("Trouser"));
+        assert_eq!(Dataset::FashionMnist.class_name(9), Some("Ankle boot"));
+        assert_eq!(Dataset::FashionMnist.class_name(10), None);
+    }
+
+    #[test]
     fn identify_finds_the_other_data_set() {
         let f = &Dataset::FashionMnist.files()[0];
         assert_eq!(identify(f.sha256), Some((Dataset::FashionMnist, f.name)));

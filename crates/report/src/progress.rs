@@ -252,6 +252,8 @@ mod tests {
     fn the_interval_is_a_non_negative_number_of_seconds() {
         assert_eq!(parse_secs("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(parse_secs(" 0 "), Some(Duration::ZERO));
+        assert_eq!(parse_secs("-0"), Some(Duration::ZERO));
+        assert_eq!(parse_secs("1e3"), Some(Duration::from_secs(1000)));
         for bad in ["", "-1", "nan", "inf", "1e20", "5s", "garbage"] {
             assert_eq!(parse_secs(bad), None, "{bad:?}");
         }

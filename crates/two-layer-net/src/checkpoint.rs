@@ -522,6 +522,17 @@ mod tests {
     use rand::{SeedableRng, rngs::StdRng};
 
     #[test]
+    fn a_bare_file_name_is_in_the_current_directory() {
+        assert_eq!(parent_dir(Path::new("model.safetensors")), Path::new("."));
+        assert_eq!(
+            parent_dir(Path::new("runs/mnist/model.safetensors")),
+            Path::new("runs/mnist")
+        );
+        assert_eq!(parent_dir(Path::new("/model.safetensors")), Path::new("/"));
+        assert_eq!(parent_dir(Path::new("/")), Path::new("."));
+    }
+
+    #[test]
     fn round_trip_keeps_every_bit_and_the_metadata() {
         let net = TwoLayerNet::<f32>::new(6, 4, 3, 0.01, &mut StdRng::seed_from_u64(5));
         let dir = tempfile::tempdir().unwrap();

@@ -30,8 +30,9 @@ struct Args {
     #[arg(long)]
     index: Option<usize>,
     /// A 28×28 PNG instead (any colour type; dark-on-light drawings are
-    /// inverted to MNIST's light-on-dark).
-    #[arg(long, value_name = "FILE.png")]
+    /// inverted to MNIST's light-on-dark). It reads no data set, so
+    /// `--set` and `--data-dir` do not go with it.
+    #[arg(long, value_name = "FILE.png", conflicts_with_all = ["set", "data_dir"])]
     image: Option<PathBuf>,
 }
 

@@ -708,4 +708,15 @@ fn predict_reads_a_drawn_png_as_the_data_sets_own_image() {
     );
     let (ok, _, stderr) = predict(&["--model", out, "--index", "0", "--image", "x.png"]);
     assert!(!ok && stderr.contains("cannot be used with"), "{stderr}");
+    // A drawing reads no data set: flags that pick data are refused, not ignored.
+    let drawn = dir.path().join("grey.png");
+    for flag in [&["--set", "train"][..], &["--data-dir", "/nonexistent"]] {
+        let mut argv = vec!["--model", out, "--image", drawn.to_str().unwrap()];
+        argv.extend_from_slice(flag);
+        let (ok, _, stderr) = predict(&argv);
+        assert!(
+            !ok && stderr.contains("cannot be used with") && stderr.contains(flag[0]),
+            "{stderr}"
+        );
+    }
 }

@@ -301,17 +301,14 @@ fn undo(done: Vec<(PathBuf, Option<tempfile::NamedTempFile<()>>)>) -> std::io::R
                 .chain(rest.filter_map(|(_, b)| b?.into_temp_path().keep().ok()))
                 .map(|p| p.display().to_string())
                 .collect();
+            let left = if kept.is_empty() {
+                "no old file is left to put back".to_owned()
+            } else {
+                format!("the old files are kept as {}", kept.join(", "))
+            };
             return Err(std::io::Error::new(
                 error.kind(),
-                format!(
-                    "{}: {error}; the old files are kept as {}",
-                    path.display(),
-                    if kept.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        kept.join(", ")
-                    }
-                ),
+                format!("{}: {error}; {left}", path.display()),
             ));
         }
     }
